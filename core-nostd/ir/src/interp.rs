@@ -1,0 +1,1 @@
+//! IR interpreter (reference semantics of every operation; the second oracle in tests).

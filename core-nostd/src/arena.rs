@@ -1,0 +1,1 @@
+//! The core's allocator: named arenas on mmap'd superblocks, with statistics (`--stats=yes`).

@@ -1,0 +1,36 @@
+//! The core of the instrumentation framework: a `no_std`, libc-free library that every tool
+//! executable links. It owns the process (start-up, raw system calls, its own allocator arenas,
+//! logging, options), the client's address space and image, and the translation machinery
+//! (translation table, scheduler), and defines the traits that architectures, the OS layer and
+//! tools implement.
+//!
+//! Modules, by job (Valgrind's `m_<job>` split):
+//! - [`arch`]: guest/host/OS traits; [`tool`]: the tool-facing API.
+//! - [`regalloc`]: linear-scan register allocation; [`codebuf`]: the code buffer dynasm emits into.
+//! - [`rt`]: process entry, `mem*` symbols, panic handler, the `tool_main!` macro.
+//! - [`syscall`]: raw Linux system calls; [`arena`]: allocator arenas and their statistics.
+//! - [`log`]: `==PID==` messages and log destinations; [`options`]: the core's command line.
+//! - [`aspace`]: the address-space manager; [`loader`]: ELF loading and the initial stack.
+//! - [`transtab`]: translation table and fast cache; [`translate`]: the pipeline driver;
+//!   [`scheduler`]: runs the guest.
+//! - [`startup`]: `main` of a tool executable, wiring the above together.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod tool;
+pub mod arena;
+pub mod aspace;
+pub mod codebuf;
+pub mod loader;
+pub mod log;
+pub mod options;
+pub mod regalloc;
+pub mod rt;
+pub mod scheduler;
+pub mod startup;
+pub mod syscall;
+pub mod translate;
+pub mod transtab;

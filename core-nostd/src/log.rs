@@ -1,0 +1,1 @@
+//! Messages to the user: `==PID==` prefixes, log destinations (`--log-fd`, `--log-file`), verbosity.

@@ -1,0 +1,1 @@
+//! `main` of a tool executable: options, logging, banner, client loading, run, exit.

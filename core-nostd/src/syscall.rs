@@ -1,0 +1,1 @@
+//! Raw Linux system calls for the core itself (no libc).

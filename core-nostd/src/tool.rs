@@ -1,0 +1,43 @@
+//! The tool-facing API: what a tool implements ([`Tool`]) and what it may use from the core.
+//! Tools see the IR (`vg_ir`) and this module; everything else in the core is private to it.
+
+use vg_ir::Superblock;
+
+pub use crate::arch::StateLayout;
+pub use vg_ir;
+
+/// What a tool does with an option the core did not recognise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionResult {
+    /// The tool took it.
+    Taken,
+    /// Not one of the tool's options (the core reports it as unknown).
+    Unknown,
+    /// The tool's option, but the value is bad; the core prints the message and exits 1.
+    Bad(&'static str),
+}
+
+/// A tool: a name, an instrumentation pass and a few life-cycle hooks.
+pub trait Tool {
+    /// The `--tool=` name ("none", "memcheck", ...).
+    const NAME: &'static str;
+    /// The banner's first line, e.g. "Nulgrind, the minimal Valgrind tool".
+    const BANNER: &'static str;
+    /// The banner's copyright line for the tool.
+    const COPYRIGHT: &'static str;
+
+    /// Handle one tool option (`--foo=bar`).
+    fn process_option(&mut self, _arg: &str) -> OptionResult {
+        OptionResult::Unknown
+    }
+    /// Lines describing the tool's options for `--help`.
+    fn usage(&self) -> &'static str {
+        "    (none)\n"
+    }
+    /// Called once options are parsed, before the guest starts.
+    fn post_options(&mut self) {}
+    /// Add instrumentation to a superblock (before optimisation).
+    fn instrument(&mut self, sb: Superblock, layout: &StateLayout) -> Superblock;
+    /// Called when the guest has exited, with its exit code.
+    fn fini(&mut self, _exit_code: i32) {}
+}

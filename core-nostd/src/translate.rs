@@ -1,0 +1,1 @@
+//! The translation pipeline: lift, instrument, optimise, compile, and tracing of each step.

@@ -1,0 +1,1 @@
+//! Running instruction snippets natively against a register/memory state (the oracle).

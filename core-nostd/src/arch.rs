@@ -40,6 +40,10 @@ pub trait GuestArch {
     /// `describe_undecodable` gives the report text.
     fn lift(code: &dyn CodeSource, addr: u64, limits: LiftLimits) -> Superblock;
 
+    /// The front end's report on the undecodable instruction at `addr` (Valgrind's
+    /// "unhandled instruction bytes" lines, each ending in a newline).
+    fn describe_undecodable(code: &dyn CodeSource, addr: u64) -> String;
+
     /// Initialise a zeroed guest state to start at `entry` with stack pointer `sp`.
     fn init_state(state: &mut [u8], entry: u64, sp: u64);
 

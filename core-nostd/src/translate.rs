@@ -1,1 +1,107 @@
-//! The translation pipeline: lift, instrument, optimise, compile, and tracing of each step.
+//! The translation pipeline: lift, optimise, instrument, optimise again, compile — and the
+//! `--trace-flags` printing of each step.
+//!
+//! Uses: `arch` (front and back end), `tool` (instrumentation), `vg_ir::opt`, `log`.
+
+use alloc::string::String;
+use core::fmt::Write;
+
+use crate::arch::{CodeSource, DispatchAddrs, GuestArch, HostArch, HostCode, LiftLimits, StateLayout};
+use crate::tool::Tool;
+use vg_ir::Superblock;
+
+/// `--trace-flags` bits (Valgrind's numbering, most significant first).
+pub mod trace {
+    pub const FRONT_END: u32 = 0x80;
+    pub const AFTER_OPT1: u32 = 0x40;
+    pub const AFTER_INSTRUMENT: u32 = 0x20;
+    pub const AFTER_OPT2: u32 = 0x10;
+    /// Our flat IR is what instruction selection sees: "after tree building" prints it.
+    pub const TREE_BUILD: u32 = 0x08;
+    pub const ISEL: u32 = 0x04;
+    pub const REGALLOC: u32 = 0x02;
+    pub const ASSEMBLY: u32 = 0x01;
+}
+
+/// What the translator needs from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct TranslateConfig {
+    pub limits: LiftLimits,
+    pub trace_flags: u32,
+    pub trace_notbelow: u64,
+}
+
+/// The result of translating one guest address.
+pub struct Translated {
+    pub code: HostCode,
+    /// Guest bytes covered (from the entry to the end of the furthest instruction).
+    pub guest_len: u64,
+    pub guest_insns: usize,
+}
+
+/// Translate the guest code at `pc`. `seq` is this translation's sequence number (for
+/// `--trace-notbelow`); trace output goes to `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn translate<G: GuestArch, H: HostArch, T: Tool>(
+    pc: u64,
+    seq: u64,
+    code: &dyn CodeSource,
+    tool: &mut T,
+    cfg: &TranslateConfig,
+    layout: &StateLayout,
+    disp: &DispatchAddrs,
+    out: &mut dyn FnMut(&str),
+) -> Result<Translated, String> {
+    let tracing = cfg.trace_flags != 0 && seq >= cfg.trace_notbelow;
+    let flag = |bit: u32| tracing && cfg.trace_flags & bit != 0;
+    if tracing {
+        out(&alloc::format!("==== SB {seq} [guest {pc:#x}] ====\n"));
+    }
+    let opt_cfg = vg_ir::opt::OptConfig {
+        pc_offset: G::PC_OFFSET,
+        sp_offset: G::SP_OFFSET,
+        state_size: G::STATE_SIZE,
+    };
+
+    let sb = G::lift(code, pc, cfg.limits);
+    let (guest_len, guest_insns) = guest_extent(&sb, pc);
+    show(flag(trace::FRONT_END), "Front end", &sb, out);
+    let sb = vg_ir::opt::optimise(sb, &opt_cfg);
+    show(flag(trace::AFTER_OPT1), "After initial optimisation", &sb, out);
+    let sb = tool.instrument(sb, layout);
+    show(flag(trace::AFTER_INSTRUMENT), "After instrumentation", &sb, out);
+    let sb = vg_ir::opt::optimise(sb, &opt_cfg);
+    show(flag(trace::AFTER_OPT2), "After post-instrumentation optimisation", &sb, out);
+    show(flag(trace::TREE_BUILD), "Input to instruction selection", &sb, out);
+
+    let code = H::compile(&sb, layout, disp)?;
+    if flag(trace::ISEL | trace::REGALLOC | trace::ASSEMBLY) {
+        let mut s = String::from("------ Assembly ------\n");
+        H::disassemble(&code.bytes, 0, &mut s);
+        out(&s);
+    }
+    Ok(Translated { code, guest_len, guest_insns })
+}
+
+fn show(on: bool, title: &str, sb: &Superblock, out: &mut dyn FnMut(&str)) {
+    if on {
+        let mut s = String::new();
+        let _ = write!(s, "------ {title} ------\n{sb}\n");
+        out(&s);
+    }
+}
+
+/// Guest bytes and instructions a superblock covers, from its IMarks.
+fn guest_extent(sb: &Superblock, pc: u64) -> (u64, usize) {
+    let mut end = pc;
+    let mut n = 0;
+    for s in &sb.stmts {
+        if let vg_ir::Stmt::IMark { addr, len } = s {
+            n += 1;
+            if *addr >= pc {
+                end = end.max(addr + *len as u64);
+            }
+        }
+    }
+    (end.saturating_sub(pc).max(1), n)
+}

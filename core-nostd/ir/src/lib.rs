@@ -391,7 +391,9 @@ pub enum JumpKind {
     ClientReq,
     /// Undecodable / unliftable instruction at the destination: report it and raise SIGILL.
     NoDecode,
-    /// Raise SIGTRAP (int3), SIGSEGV (e.g. privileged instruction), SIGFPE (#DE) at destination.
+    /// Raise SIGILL (a decodable but invalid instruction such as ud2), SIGTRAP (int3), SIGSEGV
+    /// (e.g. a privileged instruction), SIGFPE (#DE) at the destination.
+    SigIll,
     SigTrap,
     SigSegv,
     SigFpeIntDiv,

@@ -1,0 +1,853 @@
+//! The integer instruction set: data movement, arithmetic and logic with lazy flags, shifts and
+//! rotates, multiply/divide, bit operations, control flow, the stack, string operations with
+//! rep prefixes, and the few system instructions user code executes (syscall, cpuid, rdtsc).
+//! The lock prefix is honoured by executing the operation plainly (the guest runs one thread at a
+//! time under the big lock).
+
+use super::{Lifter, Outcome};
+use crate::flags::*;
+use crate::helpers;
+use crate::state::*;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use iced_x86::{Mnemonic as M, OpKind, Register};
+use vg_ir::*;
+
+impl Lifter {
+    /// Lift an integer instruction; `None` if it is not one of this family.
+    pub(super) fn lift_int(&mut self) -> Option<Outcome> {
+        let m = self.ins.mnemonic();
+        // movsd/cmpsd are also SSE mnemonics; those forms belong to sse.rs.
+        if matches!(m, M::Movsd | M::Cmpsd)
+            && !matches!(self.ins.op_kind(0), OpKind::MemoryESRDI | OpKind::MemorySegRSI | OpKind::MemoryESEDI | OpKind::MemorySegESI)
+        {
+            return None;
+        }
+        let r = match m {
+            M::Nop | M::Endbr64 | M::Endbr32 | M::Prefetch | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1
+            | M::Prefetcht2 | M::Prefetchw => Some(Outcome::Next),
+            M::Mov => self.mov(),
+            M::Movzx => self.movx(false),
+            M::Movsx | M::Movsxd => self.movx(true),
+            M::Movnti => self.mov(),
+            M::Lea => self.lea(),
+            M::Add | M::Adc | M::Sub | M::Sbb | M::Cmp | M::And | M::Or | M::Xor | M::Test => self.alu(m),
+            M::Not => self.not(),
+            M::Neg => self.neg(),
+            M::Inc | M::Dec => self.incdec(m == M::Inc),
+            M::Imul => self.imul(),
+            M::Mul => self.mul1(false),
+            M::Div | M::Idiv => self.div(m == M::Idiv),
+            M::Shl | M::Sal | M::Shr | M::Sar => self.shift(m),
+            M::Rol | M::Ror => self.rotate(m == M::Rol),
+            M::Rcl | M::Rcr => self.rotate_carry(m == M::Rcl),
+            M::Shld | M::Shrd => self.shift_double(m == M::Shld),
+            M::Bt | M::Bts | M::Btr | M::Btc => self.bit_test(m),
+            M::Bsf | M::Bsr => self.bit_scan(m == M::Bsf),
+            M::Bswap => {
+                let ty = self.op_ty(0);
+                let v = self.read_op(0, ty)?;
+                let r = self.sb.unop(Unop::Bswap(ty), v);
+                self.write_op(0, r)?;
+                Some(Outcome::Next)
+            }
+            M::Xchg => self.xchg(),
+            M::Xadd => self.xadd(),
+            M::Cmpxchg => self.cmpxchg(),
+            M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs
+            | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => self.cmov(),
+            M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns
+            | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => {
+                let c = self.cond(self.cc());
+                let v = self.sb.zext(c, Ty::I8);
+                self.write_op(0, v)?;
+                Some(Outcome::Next)
+            }
+            M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp
+            | M::Jl | M::Jge | M::Jle | M::Jg => {
+                let c = self.cond(self.cc());
+                self.sb.exit(c, self.ins.near_branch_target(), JumpKind::Boring);
+                Some(Outcome::Next)
+            }
+            M::Jrcxz | M::Jecxz => {
+                let rcx = self.get_gpr64(RCX);
+                let rcx = if m == M::Jecxz { self.sb.zext(rcx, Ty::I32) } else { rcx };
+                let ty = self.sb.atom_ty(rcx);
+                let z = self.sb.binop(Binop::CmpEQ(ty), rcx, Atom::Const(Const::int(ty, 0)));
+                self.sb.exit(z, self.ins.near_branch_target(), JumpKind::Boring);
+                Some(Outcome::Next)
+            }
+            M::Jmp => self.jmp(),
+            M::Call => self.call(),
+            M::Ret => self.ret(),
+            M::Push => self.push(),
+            M::Pop => self.pop(),
+            M::Leave => {
+                let rbp = self.get_gpr64(RBP);
+                let v = self.sb.load(Ty::I64, rbp);
+                let sp = self.sb.binop(Binop::Add(Ty::I64), rbp, Atom::u64(8));
+                self.put_gpr64(RSP, sp);
+                self.put_gpr64(RBP, v);
+                Some(Outcome::Next)
+            }
+            M::Cbw | M::Cwde | M::Cdqe => {
+                let (from, to) = match m {
+                    M::Cbw => (Register::AL, Register::AX),
+                    M::Cwde => (Register::AX, Register::EAX),
+                    _ => (Register::EAX, Register::RAX),
+                };
+                let v = self.get_reg(from);
+                let w = self.sb.sext(v, super::reg_ty(to));
+                self.put_reg(to, w);
+                Some(Outcome::Next)
+            }
+            M::Cwd | M::Cdq | M::Cqo => {
+                let (a, d) = match m {
+                    M::Cwd => (Register::AX, Register::DX),
+                    M::Cdq => (Register::EAX, Register::EDX),
+                    _ => (Register::RAX, Register::RDX),
+                };
+                let ty = super::reg_ty(a);
+                let v = self.get_reg(a);
+                let s = self.sb.binop(Binop::Sar(ty), v, Atom::u8(ty.bits() as u8 - 1));
+                self.put_reg(d, s);
+                Some(Outcome::Next)
+            }
+            M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Stosb | M::Stosw | M::Stosd | M::Stosq | M::Lodsb
+            | M::Lodsw | M::Lodsd | M::Lodsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq | M::Scasb | M::Scasw
+            | M::Scasd | M::Scasq => self.string_op(m),
+            M::Cld | M::Std => {
+                self.sb.put(OFF_DFLAG, Atom::u64(if m == M::Cld { 1 } else { u64::MAX }));
+                Some(Outcome::Next)
+            }
+            M::Clc | M::Stc | M::Cmc => {
+                let f = self.rflags_all();
+                let f = match m {
+                    M::Clc => self.sb.binop(Binop::And(Ty::I64), f, Atom::u64(!CF)),
+                    M::Stc => self.sb.binop(Binop::Or(Ty::I64), f, Atom::u64(CF)),
+                    _ => self.sb.binop(Binop::Xor(Ty::I64), f, Atom::u64(CF)),
+                };
+                self.set_flags_copy(f);
+                Some(Outcome::Next)
+            }
+            M::Lahf => {
+                let f = self.rflags_all();
+                let f = self.sb.binop(Binop::And(Ty::I64), f, Atom::u64(SF | ZF | AF | PF | CF));
+                let f = self.sb.binop(Binop::Or(Ty::I64), f, Atom::u64(2));
+                let b = self.sb.zext(f, Ty::I8);
+                self.put_reg(Register::AH, b);
+                Some(Outcome::Next)
+            }
+            M::Sahf => {
+                let f = self.rflags_all();
+                let of = self.sb.binop(Binop::And(Ty::I64), f, Atom::u64(OF));
+                let ah = self.get_reg(Register::AH);
+                let ah = self.sb.zext(ah, Ty::I64);
+                let ah = self.sb.binop(Binop::And(Ty::I64), ah, Atom::u64(SF | ZF | AF | PF | CF));
+                let n = self.sb.binop(Binop::Or(Ty::I64), of, ah);
+                self.set_flags_copy(n);
+                Some(Outcome::Next)
+            }
+            M::Pushf | M::Pushfq => self.pushf(),
+            M::Popf | M::Popfq => self.popf(),
+            M::Syscall => {
+                self.sb.put(OFF_IP_AT_SYSCALL, Atom::u64(self.addr()));
+                Some(Outcome::End(Atom::u64(self.next_ip()), JumpKind::Syscall))
+            }
+            M::Int3 => Some(Outcome::End(Atom::u64(self.next_ip()), JumpKind::SigTrap)),
+            M::Hlt => Some(Outcome::End(Atom::u64(self.addr()), JumpKind::SigSegv)),
+            M::Pause => Some(Outcome::End(Atom::u64(self.next_ip()), JumpKind::Yield)),
+            M::Lfence | M::Sfence | M::Mfence => {
+                self.sb.stmts.push(Stmt::Fence(Fence::Full));
+                Some(Outcome::Next)
+            }
+            M::Cpuid => {
+                self.dirty(crate::cpuid::cpuid_callee(), vec![], true, &[RAX, RBX, RCX, RDX], &[RAX, RCX]);
+                Some(Outcome::Next)
+            }
+            M::Rdtsc => {
+                self.dirty(crate::cpuid::rdtsc_callee(), vec![], true, &[RAX, RDX], &[]);
+                Some(Outcome::Next)
+            }
+            _ => return None,
+        };
+        // A recognised mnemonic with an operand form not handled here is unliftable.
+        Some(r.unwrap_or(Outcome::Unhandled))
+    }
+
+    /// A dirty helper that reads/writes whole GPRs through the state pointer.
+    fn dirty(&mut self, callee: Callee, args: Vec<Atom>, pass_state: bool, writes: &[usize], reads: &[usize]) {
+        self.sb.stmts.push(Stmt::Dirty(Box::new(Dirty {
+            callee,
+            args,
+            pass_state,
+            guard: None,
+            dst: None,
+            reads_state: reads.iter().map(|&r| (off_gpr(r), 8)).collect(),
+            writes_state: writes.iter().map(|&r| (off_gpr(r), 8)).collect(),
+            reads_mem: None,
+            writes_mem: None,
+        })));
+    }
+
+    fn cc(&self) -> u8 {
+        self.ins.condition_code() as u8 - 1
+    }
+
+    fn mov(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        if !ty.is_int() || self.ins.op_register(0).is_segment_register() || self.ins.op_register(1).is_segment_register() {
+            return None;
+        }
+        let v = self.read_op(1, ty)?;
+        self.write_op(0, v)?;
+        Some(Outcome::Next)
+    }
+
+    fn movx(&mut self, signed: bool) -> Option<Outcome> {
+        let (dt, st) = (self.op_ty(0), self.op_ty(1));
+        let v = self.read_op(1, st)?;
+        let w = if signed { self.sb.sext(v, dt) } else { self.sb.zext(v, dt) };
+        self.write_op(0, w)?;
+        Some(Outcome::Next)
+    }
+
+    fn lea(&mut self) -> Option<Outcome> {
+        if self.ins.op_kind(1) != OpKind::Memory {
+            return None;
+        }
+        let ty = self.op_ty(0);
+        let a = self.ea();
+        let v = self.sb.zext(a, ty);
+        self.put_reg(self.ins.op_register(0), v);
+        Some(Outcome::Next)
+    }
+
+    fn alu(&mut self, m: M) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let a = self.read_op(0, ty)?;
+        let b = self.read_op(1, ty)?;
+        let r = match m {
+            M::Add => {
+                let r = self.sb.binop(Binop::Add(ty), a, b);
+                self.set_flags(CC_ADD, ty, a, b, Atom::u64(0));
+                r
+            }
+            M::Sub | M::Cmp => {
+                let r = self.sb.binop(Binop::Sub(ty), a, b);
+                self.set_flags(CC_SUB, ty, a, b, Atom::u64(0));
+                r
+            }
+            M::Adc | M::Sbb => {
+                let c = self.carry64();
+                let ct = self.sb.zext(c, ty);
+                let r = if m == M::Adc {
+                    let s = self.sb.binop(Binop::Add(ty), a, b);
+                    self.sb.binop(Binop::Add(ty), s, ct)
+                } else {
+                    let s = self.sb.binop(Binop::Sub(ty), a, b);
+                    self.sb.binop(Binop::Sub(ty), s, ct)
+                };
+                self.set_flags(if m == M::Adc { CC_ADC } else { CC_SBB }, ty, a, b, c);
+                r
+            }
+            _ => {
+                let op = match m {
+                    M::And | M::Test => Binop::And(ty),
+                    M::Or => Binop::Or(ty),
+                    _ => Binop::Xor(ty),
+                };
+                let r = self.sb.binop(op, a, b);
+                self.set_flags(CC_LOGIC, ty, r, Atom::u64(0), Atom::u64(0));
+                r
+            }
+        };
+        if !matches!(m, M::Cmp | M::Test) {
+            self.write_op(0, r)?;
+        }
+        Some(Outcome::Next)
+    }
+
+    fn not(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let a = self.read_op(0, ty)?;
+        let r = self.sb.unop(Unop::Not(ty), a);
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn neg(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let a = self.read_op(0, ty)?;
+        let zero = Atom::Const(Const::int(ty, 0));
+        let r = self.sb.binop(Binop::Sub(ty), zero, a);
+        self.set_flags(CC_SUB, ty, zero, a, Atom::u64(0));
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn incdec(&mut self, inc: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let a = self.read_op(0, ty)?;
+        let one = Atom::Const(Const::int(ty, 1));
+        let r = self.sb.binop(if inc { Binop::Add(ty) } else { Binop::Sub(ty) }, a, one);
+        let c = self.carry64();
+        self.set_flags(if inc { CC_INC } else { CC_DEC }, ty, r, Atom::u64(0), c);
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn imul(&mut self) -> Option<Outcome> {
+        match self.ins.op_count() {
+            1 => self.mul1(true),
+            n => {
+                let ty = self.op_ty(0);
+                let (a, b) = if n == 2 {
+                    (self.read_op(0, ty)?, self.read_op(1, ty)?)
+                } else {
+                    (self.read_op(1, ty)?, self.read_op(2, ty)?)
+                };
+                let r = self.sb.binop(Binop::Mul(ty), a, b);
+                self.set_flags(CC_SMUL, ty, a, b, Atom::u64(0));
+                self.write_op(0, r)?;
+                Some(Outcome::Next)
+            }
+        }
+    }
+
+    /// One-operand mul/imul: rdx:rax (or ax) = rax * src.
+    fn mul1(&mut self, signed: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let b = self.read_op(0, ty)?;
+        let a = self.get_reg(acc_reg(ty));
+        let p = self.sb.binop(if signed { Binop::MullS(ty) } else { Binop::MullU(ty) }, a, b);
+        self.set_flags(if signed { CC_SMUL } else { CC_UMUL }, ty, a, b, Atom::u64(0));
+        if ty == Ty::I8 {
+            self.put_reg(Register::AX, p);
+        } else {
+            let lo = self.sb.unop(Unop::Trunc(ty.double(), ty), p);
+            let hi = self.sb.unop(Unop::Hi(ty.double()), p);
+            self.put_reg(acc_reg(ty), lo);
+            self.put_reg(dx_reg(ty), hi);
+        }
+        Some(Outcome::Next)
+    }
+
+    fn div(&mut self, signed: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let d = self.read_op(0, ty)?;
+        let (hi, lo) = if ty == Ty::I8 {
+            let ax = self.get_reg(Register::AX);
+            (self.sb.unop(Unop::Hi(Ty::I16), ax), self.sb.unop(Unop::Trunc(Ty::I16, Ty::I8), ax))
+        } else {
+            (self.get_reg(dx_reg(ty)), self.get_reg(acc_reg(ty)))
+        };
+        // #DE check first (zero divisor or a quotient that does not fit).
+        let args = vec![
+            Atom::u64(signed as u64 | ((ty.bytes() as u64) << 8)),
+            self.sb.zext(hi, Ty::I64),
+            self.sb.zext(lo, Ty::I64),
+            self.sb.zext(d, Ty::I64),
+        ];
+        let bad = self.sb.ccall(helpers::div_fault_callee(), Ty::I64, args);
+        let bad = self.sb.binop(Binop::CmpNE(Ty::I64), bad, Atom::u64(0));
+        self.sb.exit(bad, self.addr(), JumpKind::SigFpeIntDiv);
+        let n = self.sb.binop(Binop::HiLo(ty), hi, lo);
+        let qr = self.sb.binop(if signed { Binop::DivModS(ty) } else { Binop::DivModU(ty) }, n, d);
+        let q = self.sb.unop(Unop::Trunc(ty.double(), ty), qr);
+        let r = self.sb.unop(Unop::Hi(ty.double()), qr);
+        if ty == Ty::I8 {
+            self.put_reg(Register::AL, q);
+            self.put_reg(Register::AH, r);
+        } else {
+            self.put_reg(acc_reg(ty), q);
+            self.put_reg(dx_reg(ty), r);
+        }
+        // Flags are undefined after division: the thunk is left as it was.
+        Some(Outcome::Next)
+    }
+
+    /// The shift/rotate count operand (masked as the CPU does) as I8, and its constant value.
+    fn shift_count(&mut self, i: u32, ty: Ty) -> Option<(Atom, Option<u8>)> {
+        let mask = if ty == Ty::I64 { 0x3f } else { 0x1f };
+        if self.ins.op_count() <= i {
+            return Some((Atom::u8(1), Some(1)));
+        }
+        match self.ins.op_kind(i) {
+            OpKind::Register => {
+                let c = self.get_reg(self.ins.op_register(i));
+                let c = self.sb.zext(c, Ty::I8);
+                Some((self.sb.binop(Binop::And(Ty::I8), c, Atom::u8(mask)), None))
+            }
+            OpKind::Immediate8 => {
+                let n = self.ins.immediate(i) as u8 & mask;
+                Some((Atom::u8(n), Some(n)))
+            }
+            _ => None,
+        }
+    }
+
+    fn shift(&mut self, m: M) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let (n, known) = self.shift_count(1, ty)?;
+        if known == Some(0) {
+            // A zero count changes nothing, not even flags (but the operand is still accessed).
+            self.read_op(0, ty)?;
+            return Some(Outcome::Next);
+        }
+        let a = self.read_op(0, ty)?;
+        // Shift in 64 bits so that 8/16-bit counts up to 31 behave as the CPU's do.
+        let (wide, op) = match m {
+            M::Shl | M::Sal => (self.sb.zext(a, Ty::I64), Binop::Shl(Ty::I64)),
+            M::Shr => (self.sb.zext(a, Ty::I64), Binop::Shr(Ty::I64)),
+            _ => (self.sb.sext(a, Ty::I64), Binop::Sar(Ty::I64)),
+        };
+        let r64 = self.sb.binop(op, wide, n);
+        let n1 = self.sb.binop(Binop::Sub(Ty::I8), n, Atom::u8(1));
+        let n1 = self.sb.binop(Binop::And(Ty::I8), n1, Atom::u8(0x3f));
+        let p64 = self.sb.binop(op, wide, n1);
+        let r = self.sb.zext(r64, ty);
+        let p = self.sb.zext(p64, ty);
+        let cc = if matches!(m, M::Shl | M::Sal) { CC_SHL } else { CC_SHR };
+        if known.is_some() {
+            self.set_flags(cc, ty, r, p, Atom::u64(0));
+        } else {
+            let nz = self.sb.binop(Binop::CmpNE(Ty::I8), n, Atom::u8(0));
+            self.set_flags_if(nz, cc, ty, r, p, Atom::u64(0));
+        }
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn rotate(&mut self, left: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let (n, known) = self.shift_count(1, ty)?;
+        let a = self.read_op(0, ty)?;
+        if known == Some(0) {
+            return Some(Outcome::Next);
+        }
+        let w = ty.bits() as u8;
+        let k = self.sb.binop(Binop::And(Ty::I8), n, Atom::u8(w - 1));
+        let wk = self.sb.binop(Binop::Sub(Ty::I8), Atom::u8(w), k);
+        let wk = self.sb.binop(Binop::And(Ty::I8), wk, Atom::u8(w - 1));
+        let (o1, o2) = if left { (Binop::Shl(ty), Binop::Shr(ty)) } else { (Binop::Shr(ty), Binop::Shl(ty)) };
+        let x = self.sb.binop(o1, a, k);
+        let y = self.sb.binop(o2, a, wk);
+        let r = self.sb.binop(Binop::Or(ty), x, y);
+        let old = self.rflags_all();
+        let cc = if left { CC_ROL } else { CC_ROR };
+        if known.is_some() {
+            self.set_flags(cc, ty, r, Atom::u64(0), old);
+            self.flags = None;
+        } else {
+            let nz = self.sb.binop(Binop::CmpNE(Ty::I8), n, Atom::u8(0));
+            self.set_flags_if(nz, cc, ty, r, Atom::u64(0), old);
+        }
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn rotate_carry(&mut self, left: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let (n, _) = self.shift_count(1, ty)?;
+        let a = self.read_op(0, ty)?;
+        let old = self.rflags_all();
+        let a64 = self.sb.zext(a, Ty::I64);
+        let n64 = self.sb.zext(n, Ty::I64);
+        let mode = ty.bytes() as u64 | ((left as u64) << 8);
+        let r = self.sb.ccall(helpers::rcl_rcr_callee(), Ty::I64, vec![a64, n64, old, Atom::u64(mode)]);
+        let f = self.sb.ccall(helpers::rcl_rcr_callee(), Ty::I64, vec![a64, n64, old, Atom::u64(mode | 1 << 16)]);
+        self.set_flags_copy(f);
+        let r = self.sb.zext(r, ty);
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn shift_double(&mut self, left: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let (n, known) = self.shift_count(2, ty)?;
+        let a = self.read_op(0, ty)?;
+        if known == Some(0) {
+            return Some(Outcome::Next);
+        }
+        let b = self.read_op(1, ty)?;
+        let dt = ty.double();
+        let n1 = self.sb.binop(Binop::Sub(Ty::I8), n, Atom::u8(1));
+        let n1 = self.sb.binop(Binop::And(Ty::I8), n1, Atom::u8(0x3f));
+        let (r, p) = if ty == Ty::I64 {
+            // No 128-bit shifts: a op n | (b op' 1) op' (63 - n), valid for n in 0..63.
+            let (o1, o2) = if left { (Binop::Shl(ty), Binop::Shr(ty)) } else { (Binop::Shr(ty), Binop::Shl(ty)) };
+            let b1 = self.sb.binop(o2, b, Atom::u8(1));
+            let part = |l: &mut Lifter, k: Atom| {
+                let x = l.sb.binop(o1, a, k);
+                let c = l.sb.binop(Binop::Sub(Ty::I8), Atom::u8(63), k);
+                let y = l.sb.binop(o2, b1, c);
+                l.sb.binop(Binop::Or(ty), x, y)
+            };
+            (part(self, n), part(self, n1))
+        } else if left {
+            let cat = self.sb.binop(Binop::HiLo(ty), a, b);
+            let s = self.sb.binop(Binop::Shl(dt), cat, n);
+            let s1 = self.sb.binop(Binop::Shl(dt), cat, n1);
+            (self.sb.unop(Unop::Hi(dt), s), self.sb.unop(Unop::Hi(dt), s1))
+        } else {
+            let cat = self.sb.binop(Binop::HiLo(ty), b, a);
+            let s = self.sb.binop(Binop::Shr(dt), cat, n);
+            let s1 = self.sb.binop(Binop::Shr(dt), cat, n1);
+            (self.sb.unop(Unop::Trunc(dt, ty), s), self.sb.unop(Unop::Trunc(dt, ty), s1))
+        };
+        let cc = if left { CC_SHL } else { CC_SHR };
+        if known.is_some() {
+            self.set_flags(cc, ty, r, p, Atom::u64(0));
+        } else {
+            let nz = self.sb.binop(Binop::CmpNE(Ty::I8), n, Atom::u8(0));
+            self.set_flags_if(nz, cc, ty, r, p, Atom::u64(0));
+        }
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn bit_test(&mut self, m: M) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let mem = self.ins.op_kind(0) == OpKind::Memory;
+        // Memory with a register offset addresses the bit string byte-wise (the offset is signed
+        // and may leave the operand); otherwise the bit is taken modulo the operand width.
+        let (vty, addr, bit) = if mem && self.ins.op_kind(1) == OpKind::Register {
+            let off = self.get_reg(self.ins.op_register(1));
+            let off = self.sb.sext(off, Ty::I64);
+            let byte = self.sb.binop(Binop::Sar(Ty::I64), off, Atom::u8(3));
+            let base = self.ea();
+            let addr = self.sb.binop(Binop::Add(Ty::I64), base, byte);
+            let b = self.sb.zext(off, Ty::I8);
+            let b = self.sb.binop(Binop::And(Ty::I8), b, Atom::u8(7));
+            (Ty::I8, Some(addr), b)
+        } else {
+            let b = self.read_op(1, ty)?;
+            let b = self.sb.zext(b, Ty::I8);
+            let b = self.sb.binop(Binop::And(Ty::I8), b, Atom::u8(ty.bits() as u8 - 1));
+            (ty, if mem { Some(self.ea()) } else { None }, b)
+        };
+        let v = match addr {
+            Some(a) => self.sb.load(vty, a),
+            None => self.read_op(0, ty)?,
+        };
+        let one = Atom::Const(Const::int(vty, 1));
+        let mask = self.sb.binop(Binop::Shl(vty), one, bit);
+        let sel = self.sb.binop(Binop::And(vty), v, mask);
+        let set = self.sb.binop(Binop::CmpNE(vty), sel, Atom::Const(Const::int(vty, 0)));
+        let old = self.rflags_all();
+        let old = self.sb.binop(Binop::And(Ty::I64), old, Atom::u64(!CF));
+        let c = self.sb.zext(set, Ty::I64);
+        let f = self.sb.binop(Binop::Or(Ty::I64), old, c);
+        self.set_flags_copy(f);
+        let nv = match m {
+            M::Bts => self.sb.binop(Binop::Or(vty), v, mask),
+            M::Btr => {
+                let nm = self.sb.unop(Unop::Not(vty), mask);
+                self.sb.binop(Binop::And(vty), v, nm)
+            }
+            M::Btc => self.sb.binop(Binop::Xor(vty), v, mask),
+            _ => return Some(Outcome::Next),
+        };
+        match addr {
+            Some(a) => self.sb.store(a, nv),
+            None => self.write_op(0, nv)?,
+        }
+        Some(Outcome::Next)
+    }
+
+    fn bit_scan(&mut self, forward: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let src = self.read_op(1, ty)?;
+        let old_dst = self.get_reg(self.ins.op_register(0));
+        let wt = if ty == Ty::I64 { Ty::I64 } else { Ty::I32 };
+        let s = self.sb.zext(src, wt);
+        let zero = self.sb.binop(Binop::CmpEQ(wt), s, Atom::Const(Const::int(wt, 0)));
+        let idx = if forward {
+            self.sb.unop(Unop::Ctz(wt), s)
+        } else {
+            let c = self.sb.unop(Unop::Clz(wt), s);
+            self.sb.binop(Binop::Sub(wt), Atom::Const(Const::int(wt, wt.bits() as u64 - 1)), c)
+        };
+        let idx = self.sb.zext(idx, ty);
+        // A zero source leaves the destination unchanged (as the CPUs do; the ISA says undefined).
+        let r = self.sb.ite(zero, old_dst, idx);
+        self.write_op(0, r)?;
+        let old = self.rflags_all();
+        let old = self.sb.binop(Binop::And(Ty::I64), old, Atom::u64(!ZF));
+        let z = self.sb.zext(zero, Ty::I64);
+        let z = self.sb.binop(Binop::Shl(Ty::I64), z, Atom::u8(6));
+        let f = self.sb.binop(Binop::Or(Ty::I64), old, z);
+        self.set_flags_copy(f);
+        Some(Outcome::Next)
+    }
+
+    fn xchg(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let a = self.read_op(0, ty)?;
+        let b = self.read_op(1, ty)?;
+        self.write_op(0, b)?;
+        self.write_op(1, a)?;
+        Some(Outcome::Next)
+    }
+
+    fn xadd(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let a = self.read_op(0, ty)?;
+        let b = self.read_op(1, ty)?;
+        let r = self.sb.binop(Binop::Add(ty), a, b);
+        self.set_flags(CC_ADD, ty, a, b, Atom::u64(0));
+        self.write_op(1, a)?;
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn cmpxchg(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let d = self.read_op(0, ty)?;
+        let s = self.read_op(1, ty)?;
+        let acc = acc_reg(ty);
+        let a = self.get_reg(acc);
+        self.set_flags(CC_SUB, ty, a, d, Atom::u64(0));
+        let eq = self.sb.binop(Binop::CmpEQ(ty), a, d);
+        let nd = self.sb.ite(eq, s, d);
+        self.write_op(0, nd)?;
+        // The accumulator is written only on failure (so a 32-bit one keeps its upper half).
+        if ty == Ty::I32 {
+            let old = self.get_gpr64(RAX);
+            let d64 = self.sb.zext(d, Ty::I64);
+            let n = self.sb.ite(eq, old, d64);
+            self.put_gpr64(RAX, n);
+        } else {
+            let n = self.sb.ite(eq, a, d);
+            self.put_reg(acc, n);
+        }
+        Some(Outcome::Next)
+    }
+
+    fn cmov(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let c = self.cond(self.cc());
+        let d = self.read_op(0, ty)?;
+        let s = self.read_op(1, ty)?;
+        let r = self.sb.ite(c, s, d);
+        self.write_op(0, r)?;
+        Some(Outcome::Next)
+    }
+
+    fn branch_target(&mut self) -> Option<Atom> {
+        match self.ins.op_kind(0) {
+            OpKind::NearBranch64 => Some(Atom::u64(self.ins.near_branch_target())),
+            OpKind::Register | OpKind::Memory => self.read_op(0, Ty::I64),
+            _ => None,
+        }
+    }
+
+    fn jmp(&mut self) -> Option<Outcome> {
+        let t = self.branch_target()?;
+        Some(Outcome::End(t, JumpKind::Boring))
+    }
+
+    fn call(&mut self) -> Option<Outcome> {
+        let t = self.branch_target()?;
+        self.push_val(Atom::u64(self.next_ip()));
+        Some(Outcome::End(t, JumpKind::Call))
+    }
+
+    fn ret(&mut self) -> Option<Outcome> {
+        let sp = self.get_gpr64(RSP);
+        let t = self.sb.load(Ty::I64, sp);
+        let extra = if self.ins.op_count() == 1 { self.ins.immediate(0) } else { 0 };
+        let sp = self.sb.binop(Binop::Add(Ty::I64), sp, Atom::u64(8 + extra));
+        self.put_gpr64(RSP, sp);
+        Some(Outcome::End(t, JumpKind::Ret))
+    }
+
+    fn push_val(&mut self, v: Atom) {
+        let n = self.sb.atom_ty(v).bytes() as u64;
+        let sp = self.get_gpr64(RSP);
+        let sp = self.sb.binop(Binop::Sub(Ty::I64), sp, Atom::u64(n));
+        self.sb.store(sp, v);
+        self.put_gpr64(RSP, sp);
+    }
+
+    fn pop_val(&mut self, ty: Ty) -> Atom {
+        let sp = self.get_gpr64(RSP);
+        let v = self.sb.load(ty, sp);
+        let sp = self.sb.binop(Binop::Add(Ty::I64), sp, Atom::u64(ty.bytes() as u64));
+        self.put_gpr64(RSP, sp);
+        v
+    }
+
+    fn push(&mut self) -> Option<Outcome> {
+        let k = self.ins.op_kind(0);
+        if k == OpKind::Register && self.ins.op_register(0).is_segment_register() {
+            return None;
+        }
+        let ty = if k == OpKind::Register || k == OpKind::Memory {
+            self.op_ty(0)
+        } else {
+            Ty::int_of_bytes((-self.ins.stack_pointer_increment()) as u32)
+        };
+        let v = self.read_op(0, ty)?;
+        self.push_val(v);
+        Some(Outcome::Next)
+    }
+
+    fn pop(&mut self) -> Option<Outcome> {
+        if self.ins.op_kind(0) == OpKind::Register && self.ins.op_register(0).is_segment_register() {
+            return None;
+        }
+        let ty = self.op_ty(0);
+        let v = self.pop_val(ty);
+        self.write_op(0, v)?;
+        Some(Outcome::Next)
+    }
+
+    fn pushf(&mut self) -> Option<Outcome> {
+        let f = self.rflags_all();
+        let d = self.sb.get(OFF_DFLAG, Ty::I64);
+        let dn = self.sb.binop(Binop::CmpNE(Ty::I64), d, Atom::u64(1));
+        let dbit = self.sb.ite(dn, Atom::u64(1 << 10), Atom::u64(0));
+        let id = self.sb.get(OFF_IDFLAG, Ty::I64);
+        let id = self.sb.binop(Binop::Shl(Ty::I64), id, Atom::u8(21));
+        let ac = self.sb.get(OFF_ACFLAG, Ty::I64);
+        let ac = self.sb.binop(Binop::Shl(Ty::I64), ac, Atom::u8(18));
+        let mut v = self.sb.binop(Binop::Or(Ty::I64), f, dbit);
+        v = self.sb.binop(Binop::Or(Ty::I64), v, id);
+        v = self.sb.binop(Binop::Or(Ty::I64), v, ac);
+        // Bit 1 is always set and user code always runs with interrupts enabled (IF).
+        v = self.sb.binop(Binop::Or(Ty::I64), v, Atom::u64(0x202));
+        let v = if self.ins.mnemonic() == M::Pushf { self.sb.zext(v, Ty::I16) } else { v };
+        self.push_val(v);
+        Some(Outcome::Next)
+    }
+
+    fn popf(&mut self) -> Option<Outcome> {
+        let ty = if self.ins.mnemonic() == M::Popf { Ty::I16 } else { Ty::I64 };
+        let v = self.pop_val(ty);
+        let v = self.sb.zext(v, Ty::I64);
+        self.set_flags_copy(v);
+        let d = self.sb.binop(Binop::And(Ty::I64), v, Atom::u64(1 << 10));
+        let dn = self.sb.binop(Binop::CmpNE(Ty::I64), d, Atom::u64(0));
+        let df = self.sb.ite(dn, Atom::u64(u64::MAX), Atom::u64(1));
+        self.sb.put(OFF_DFLAG, df);
+        if ty == Ty::I64 {
+            let id = self.sb.binop(Binop::Shr(Ty::I64), v, Atom::u8(21));
+            let id = self.sb.binop(Binop::And(Ty::I64), id, Atom::u64(1));
+            self.sb.put(OFF_IDFLAG, id);
+            let ac = self.sb.binop(Binop::Shr(Ty::I64), v, Atom::u8(18));
+            let ac = self.sb.binop(Binop::And(Ty::I64), ac, Atom::u64(1));
+            self.sb.put(OFF_ACFLAG, ac);
+        }
+        Some(Outcome::Next)
+    }
+
+    /// movs/stos/lods/cmps/scas, one element per execution; with a rep prefix the block loops
+    /// back to the instruction itself until the count (or the condition) ends it.
+    fn string_op(&mut self, m: M) -> Option<Outcome> {
+        let ty = match m {
+            M::Movsb | M::Stosb | M::Lodsb | M::Cmpsb | M::Scasb => Ty::I8,
+            M::Movsw | M::Stosw | M::Lodsw | M::Cmpsw | M::Scasw => Ty::I16,
+            M::Movsd | M::Stosd | M::Lodsd | M::Cmpsd | M::Scasd => Ty::I32,
+            _ => Ty::I64,
+        };
+        // Only the 64-bit-address forms (what compilers emit) are lifted.
+        if !matches!(self.ins.op_kind(0), OpKind::MemoryESRDI | OpKind::MemorySegRSI | OpKind::Register)
+            || (self.ins.op_count() > 1
+                && !matches!(self.ins.op_kind(1), OpKind::MemoryESRDI | OpKind::MemorySegRSI | OpKind::Register))
+        {
+            return None;
+        }
+        let rep = self.ins.has_rep_prefix() || self.ins.has_repne_prefix();
+        let (next, here) = (self.next_ip(), self.addr());
+        if rep {
+            let c = self.get_gpr64(RCX);
+            let z = self.sb.binop(Binop::CmpEQ(Ty::I64), c, Atom::u64(0));
+            self.sb.exit(z, next, JumpKind::Boring);
+        }
+        let d = self.sb.get(OFF_DFLAG, Ty::I64);
+        let step = self.sb.binop(Binop::Mul(Ty::I64), d, Atom::u64(ty.bytes() as u64));
+        let acc = acc_reg(ty);
+        let advance = |l: &mut Lifter, r: usize| {
+            let v = l.get_gpr64(r);
+            let n = l.sb.binop(Binop::Add(Ty::I64), v, step);
+            l.put_gpr64(r, n);
+        };
+        let mut cmp = false;
+        match m {
+            M::Movsb | M::Movsw | M::Movsd | M::Movsq => {
+                let s = self.get_gpr64(RSI);
+                let v = self.sb.load(ty, s);
+                let di = self.get_gpr64(RDI);
+                self.sb.store(di, v);
+                advance(self, RSI);
+                advance(self, RDI);
+            }
+            M::Stosb | M::Stosw | M::Stosd | M::Stosq => {
+                let v = self.get_reg(acc);
+                let di = self.get_gpr64(RDI);
+                self.sb.store(di, v);
+                advance(self, RDI);
+            }
+            M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq => {
+                let s = self.get_gpr64(RSI);
+                let v = self.sb.load(ty, s);
+                self.put_reg(acc, v);
+                advance(self, RSI);
+            }
+            M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => {
+                let s = self.get_gpr64(RSI);
+                let a = self.sb.load(ty, s);
+                let di = self.get_gpr64(RDI);
+                let b = self.sb.load(ty, di);
+                self.set_flags(CC_SUB, ty, a, b, Atom::u64(0));
+                advance(self, RSI);
+                advance(self, RDI);
+                cmp = true;
+            }
+            _ => {
+                let a = self.get_reg(acc);
+                let di = self.get_gpr64(RDI);
+                let b = self.sb.load(ty, di);
+                self.set_flags(CC_SUB, ty, a, b, Atom::u64(0));
+                advance(self, RDI);
+                cmp = true;
+            }
+        }
+        if !rep {
+            return Some(Outcome::Next);
+        }
+        let c = self.get_gpr64(RCX);
+        let c = self.sb.binop(Binop::Sub(Ty::I64), c, Atom::u64(1));
+        self.put_gpr64(RCX, c);
+        let mut again = self.sb.binop(Binop::CmpNE(Ty::I64), c, Atom::u64(0));
+        if cmp {
+            // repe continues while equal (ZF = 1), repne while not equal.
+            let cc = if self.ins.has_repne_prefix() { 5 } else { 4 };
+            let z = self.cond(cc);
+            again = self.sb.binop(Binop::And(Ty::I1), again, z);
+        }
+        self.sb.exit(again, here, JumpKind::Boring);
+        Some(Outcome::End(Atom::u64(next), JumpKind::Boring))
+    }
+}
+
+fn acc_reg(ty: Ty) -> Register {
+    match ty {
+        Ty::I8 => Register::AL,
+        Ty::I16 => Register::AX,
+        Ty::I32 => Register::EAX,
+        _ => Register::RAX,
+    }
+}
+
+fn dx_reg(ty: Ty) -> Register {
+    match ty {
+        Ty::I8 => Register::DL,
+        Ty::I16 => Register::DX,
+        Ty::I32 => Register::EDX,
+        _ => Register::RDX,
+    }
+}

@@ -1,1 +1,0 @@
-//! The address-space manager: the one authority on what is mapped where (client, core, free).

@@ -13,6 +13,8 @@
 //! - [`aspace`]: the address-space manager; [`loader`]: ELF loading and the initial stack.
 //! - [`transtab`]: translation table and fast cache; [`translate`]: the pipeline driver;
 //!   [`scheduler`]: runs the guest.
+//! - [`debuginfo`]: symbols, lines, CFI; [`errors`]: the error manager, suppressions, XML;
+//!   [`redir`]: redirection and function wrapping.
 //! - [`startup`]: `main` of a tool executable, wiring the above together.
 
 #![no_std]
@@ -24,9 +26,12 @@ pub mod tool;
 pub mod arena;
 pub mod aspace;
 pub mod codebuf;
+pub mod debuginfo;
+pub mod errors;
 pub mod loader;
 pub mod log;
 pub mod options;
+pub mod redir;
 pub mod regalloc;
 pub mod rt;
 pub mod scheduler;

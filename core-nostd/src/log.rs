@@ -13,8 +13,11 @@ use core::sync::atomic::{AtomicI32, Ordering};
 
 use crate::syscall;
 
-/// Our name and version, as the banner's "Using" line and `--version` show them.
-pub const VERSION: &str = concat!("valgrind-rs-", env!("CARGO_PKG_VERSION"));
+/// What `--version` prints: Valgrind's `valgrind-X.Y.Z` form (scripts parse it), with our
+/// version number.
+pub const VERSION: &str = concat!("valgrind-", env!("CARGO_PKG_VERSION"));
+/// Our own name and version, as the banner's "Using" line shows it.
+pub const NAME_VERSION: &str = concat!("valgrind-rs-", env!("CARGO_PKG_VERSION"));
 
 /// The core's own descriptors (the log) are moved to at least this number, out of the range
 /// guests normally use, so that a guest closing or reusing low descriptors does not hit them.
@@ -236,8 +239,9 @@ pub fn getenv<'e>(envp: &[&'e str], name: &str) -> Option<&'e str> {
     envp.iter().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// Send the log to descriptor `fd` (a copy of it in the safe range). Returns false, and logs to
-/// stderr instead, if `fd` cannot be duplicated. A negative `fd` silences the log.
+/// Send the log to descriptor `fd` (a copy of it in the safe range, if the descriptor limit
+/// leaves room there). Returns false, and logs to stderr instead, if `fd` is not open. A
+/// negative `fd` silences the log.
 pub fn use_fd(fd: i32) -> bool {
     if fd < 0 {
         set_fd(-1);
@@ -248,9 +252,14 @@ pub fn use_fd(fd: i32) -> bool {
             set_fd(safe);
             true
         }
-        Err(_) => {
+        Err(syscall::Errno::EBADF) => {
             set_fd(syscall::dup_min(2, SAFE_FD_MIN).unwrap_or(2));
             false
+        }
+        // Open, but the limit leaves no room above SAFE_FD_MIN: use it where it is.
+        Err(_) => {
+            set_fd(fd);
+            true
         }
     }
 }
@@ -280,7 +289,7 @@ pub fn print_banner(tool_banner: &str, tool_copyright: &str, command: &[&str]) {
     }
     crate::umsg!("{tool_banner}");
     crate::umsg!("{tool_copyright}");
-    crate::umsg!("Using {VERSION} and its own JIT; rerun with -h for copyright info");
+    crate::umsg!("Using {NAME_VERSION} and its own JIT; rerun with -h for copyright info");
     let mut w = PrefixWriter::new(fd(), prefix(MsgKind::User));
     let _ = w.write_str("Command:");
     for a in command {
@@ -331,6 +340,29 @@ mod tests {
         assert_eq!(getenv(&e, "HOME"), Some("/h"));
         assert_eq!(getenv(&e, "A"), Some(""));
         assert_eq!(getenv(&e, "HOM"), None);
+    }
+
+    /// The only test that redirects the (process-wide) log.
+    #[test]
+    fn user_lines_and_raw_go_to_the_log() {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`.
+        unsafe { syscalls::syscall!(syscalls::Sysno::pipe2, fds.as_mut_ptr(), 0) }.unwrap();
+        let old = fd();
+        set_fd(fds[1]);
+        user_lines("\nProcess terminating\n   at 0x1\n");
+        write_raw("raw text\n");
+        crate::dmsg!("d {}", 1);
+        set_fd(old);
+        let mut buf = [0u8; 512];
+        let n = syscall::read(fds[0], &mut buf).unwrap();
+        let pid = std::process::id();
+        assert_eq!(
+            core::str::from_utf8(&buf[..n]).unwrap(),
+            std::format!("=={pid}== \n=={pid}== Process terminating\n=={pid}==    at 0x1\nraw text\n--{pid}-- d 1\n")
+        );
+        syscall::close(fds[0]).unwrap();
+        syscall::close(fds[1]).unwrap();
     }
 
     #[test]

@@ -224,7 +224,7 @@ pub fn usage<T: Tool>(tool: &T) -> String {
          \n",
     );
     let _ = write!(s, "  user options for {}:\n{}\n", T::NAME, tool.usage());
-    let _ = write!(s, "  {}\n  This is {}, an independent Rust implementation of the Valgrind framework.\n", T::COPYRIGHT, crate::log::VERSION);
+    let _ = write!(s, "  {}\n  This is {}, an independent Rust implementation of the Valgrind framework.\n", T::COPYRIGHT, crate::log::NAME_VERSION);
     s
 }
 

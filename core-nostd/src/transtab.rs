@@ -251,3 +251,19 @@ pub fn stats() -> TransStats {
         sector_recycles: STAT_SECTOR_RECYCLES.load(Ordering::Relaxed),
     }
 }
+
+/// Print the translation-table figures for `--stats=yes` (debug-prefixed lines, as Valgrind).
+pub fn print_stats() {
+    let s = stats();
+    let ratio = if s.guest_insns == 0 { 0 } else { s.code_bytes * 10 / s.guest_insns };
+    crate::dmsg!(
+        "transtab: new {} translations ({} guest insns -> {} host bytes; {}.{} bytes/insn)",
+        s.translations,
+        s.guest_insns,
+        s.code_bytes,
+        ratio / 10,
+        ratio % 10
+    );
+    crate::dmsg!("transtab: discarded {} (sectors recycled {})", s.discarded, s.sector_recycles);
+    crate::dmsg!("transtab: {} chainings, {} fast-cache misses", s.chains, s.fast_misses);
+}

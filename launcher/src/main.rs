@@ -16,7 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, exit};
 
-const VERSION: &str = concat!("valgrind-rs-", env!("CARGO_PKG_VERSION"));
+/// Valgrind's `valgrind-X.Y.Z` form (scripts parse it), with our version number.
+const VERSION: &str = concat!("valgrind-", env!("CARGO_PKG_VERSION"));
 const DEFAULT_TOOL: &str = "memcheck";
 /// How many `#!` interpreters may be chained (the kernel's limit is similar).
 const MAX_INTERP_DEPTH: usize = 4;
@@ -29,7 +30,6 @@ const EM_S390: u16 = 22;
 const EM_ARM: u16 = 40;
 const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
-const EM_RISCV: u16 = 243;
 
 /// Why the client cannot be run: the message after `valgrind: ` (one or more lines) and the exit
 /// status.
@@ -117,19 +117,21 @@ fn looks_like_text(head: &[u8]) -> bool {
     head.iter().take(80).all(|&c| c >= 32 || matches!(c, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
 }
 
-/// Valgrind's platform name for an ELF machine and class (64-bit = true).
-fn platform_name(machine: u16, is64: bool) -> Option<&'static str> {
-    Some(match (machine, is64) {
-        (EM_X86_64, _) => "amd64",
-        (EM_AARCH64, _) => "arm64",
-        (EM_386, false) => "x86",
-        (EM_ARM, false) => "arm",
-        (EM_PPC, false) => "ppc32",
-        (EM_PPC64, true) => "ppc64",
-        (EM_S390, true) => "s390x",
-        (EM_MIPS, false) => "mips32",
-        (EM_MIPS, true) => "mips64",
-        (EM_RISCV, true) => "riscv64",
+/// Valgrind's platform name for an ELF machine, class (64-bit = true) and byte order (little
+/// = true): the platforms Valgrind has ports for, whether or not we have tool executables for
+/// them. Other machines cannot be run at all.
+fn platform_name(machine: u16, is64: bool, little: bool) -> Option<&'static str> {
+    Some(match (machine, is64, little) {
+        (EM_X86_64, _, _) => "amd64",
+        (EM_AARCH64, _, _) => "arm64",
+        (EM_386, false, _) => "x86",
+        (EM_ARM, false, _) => "arm",
+        (EM_PPC, false, _) => "ppc32",
+        (EM_PPC64, true, false) => "ppc64be",
+        (EM_PPC64, true, true) => "ppc64le",
+        (EM_S390, true, _) => "s390x",
+        (EM_MIPS, false, _) => "mips32",
+        (EM_MIPS, true, _) => "mips64",
         _ => return None,
     })
 }
@@ -157,7 +159,7 @@ fn examine(path: &Path, shown: &str, depth: usize) -> Result<&'static str, Failu
         } else {
             u16::from_be_bytes([head[18], head[19]])
         };
-        return match platform_name(machine, is64) {
+        return match platform_name(machine, is64, little) {
             // Our platforms are 64-bit little-endian only.
             Some("amd64" | "arm64") if !is64 || !little => Err(Failure {
                 lines: vec![
@@ -259,14 +261,30 @@ fn find_tool(tool: &str, platform: &str, dirs: &[PathBuf]) -> Result<PathBuf, Fa
     Err(fail("No such file or directory"))
 }
 
+/// The help when the tool executable is not there to give its own (which adds the tool's
+/// options and the debugging options).
 fn usage() {
-    println!("usage: valgrind [options] prog-and-args");
-    println!();
-    println!("    --tool=<name>             use the tool named <name> [{DEFAULT_TOOL}]");
-    println!("    -h --help                 show this message (and the tool's options)");
-    println!("    --version                 show version");
-    println!();
-    println!("  The tool executable for this platform was not found, so its options are not shown.");
+    print!(
+        "usage: valgrind [options] prog-and-args\n\
+         \n\
+         \x20 tool-selection option, with default in [ ]:\n\
+         \x20   --tool=<name>             use the tool named <name> [{DEFAULT_TOOL}]\n\
+         \n\
+         \x20 basic user options for all tools, with defaults in [ ]:\n\
+         \x20   -h --help                 show this message\n\
+         \x20   --version                 show version\n\
+         \x20   -q --quiet                run silently; only print error messages\n\
+         \x20   -v --verbose              be more verbose (repeatable)\n\
+         \x20   --log-fd=<number>         log messages to file descriptor [2=stderr]\n\
+         \x20   --log-file=<file>         log messages to <file>; %p is the process id,\n\
+         \x20                             %q{{VAR}} the value of environment variable VAR\n\
+         \x20   --smc-check=none|stack|all|all-non-file\n\
+         \x20                             check for self-modifying code [all-non-file]\n\
+         \x20   --stats=no|yes            show arena and translation statistics at exit [no]\n\
+         \n\
+         \x20 (the tool executable for this machine was not found, so the tool's own\n\
+         \x20 options cannot be shown)\n"
+    );
 }
 
 fn main() {
@@ -279,8 +297,13 @@ fn main() {
     let tool = la.tool.as_deref().unwrap_or(DEFAULT_TOOL);
 
     let platform = match la.client {
-        // No program: the tool executable of this machine prints the help or the complaint.
-        None => host_platform(),
+        // Help without a program: the tool executable of this machine prints it.
+        None if la.help => host_platform(),
+        None => Failure {
+            lines: vec!["no program specified".into(), "Use --help for more information.".into()],
+            code: 1,
+        }
+        .exit(),
         Some(i) => {
             let path_var = std::env::var_os("PATH");
             let path = find_client(&args[i], path_var.as_deref()).unwrap_or_else(|f| f.exit());
@@ -380,6 +403,13 @@ mod tests {
         assert_eq!(examine(&arm, "arm", 4), Ok("arm64"));
         let mips = file(&d, "mips", &elf(2, EM_MIPS), 0o755);
         assert_eq!(examine(&mips, "mips", 4), Ok("mips64"));
+        let mut ppc = elf(2, EM_PPC64);
+        ppc[5] = 2;
+        ppc[18..20].copy_from_slice(&EM_PPC64.to_be_bytes());
+        let ppc = file(&d, "ppc", &ppc, 0o755);
+        assert_eq!(examine(&ppc, "ppc", 4), Ok("ppc64be"));
+        let riscv = file(&d, "riscv", &elf(2, 243), 0o755);
+        assert_eq!(msg(examine(&riscv, "./riscv", 4)), ("./riscv: cannot execute binary file".into(), 126));
         let c32 = file(&d, "c32", &elf(1, EM_X86_64), 0o755);
         assert_eq!(
             msg(examine(&c32, "./c32", 4)),

@@ -178,6 +178,7 @@ impl Display for JumpKind {
             JumpKind::Syscall => "Sys_syscall",
             JumpKind::ClientReq => "ClientReq",
             JumpKind::NoDecode => "NoDecode",
+            JumpKind::SigIll => "SigILL",
             JumpKind::SigTrap => "SigTRAP",
             JumpKind::SigSegv => "SigSEGV",
             JumpKind::SigFpeIntDiv => "SigFPE_IntDiv",

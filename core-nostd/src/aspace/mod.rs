@@ -101,6 +101,9 @@ impl Segment {
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
     /// Whether `next` (which starts at `self.end`) continues this segment seamlessly.
     fn merges_with(&self, next: &Segment) -> bool {
         self.kind == next.kind
@@ -303,7 +306,7 @@ impl AddressSpace {
         }
         if fixed {
             let end = hint.checked_add(len)?;
-            if hint % PAGE_SIZE != 0 || hint < MIN_ADDR || end > ADDR_TOP {
+            if !hint.is_multiple_of(PAGE_SIZE) || hint < MIN_ADDR || end > ADDR_TOP {
                 return None;
             }
             let ok = self.overlapping(hint, end).iter().all(|s| !s.kind.is_core_or_reserved());
@@ -496,10 +499,10 @@ impl AddressSpace {
                 }
             })
             .collect();
-        if new_len > keep {
-            if let Some(last) = moved.last_mut() {
-                last.end = new + new_len;
-            }
+        if new_len > keep
+            && let Some(last) = moved.last_mut()
+        {
+            last.end = new + new_len;
         }
         self.record_munmap(old, old_len);
         for s in moved {

@@ -161,7 +161,7 @@ impl ElfFile {
         let mut anon_start = page_start;
         if p.p_filesz > 0 {
             let file_map_end = page_up(file_end);
-            let zero_tail = p.p_memsz > p.p_filesz && file_end % PAGE_SIZE != 0;
+            let zero_tail = p.p_memsz > p.p_filesz && !file_end.is_multiple_of(PAGE_SIZE);
             let off = page_down(p.p_offset);
             // The range was checked free (or chosen) by the address-space manager; several
             // segments may share a page, so later ones replace earlier ones as the kernel does.

@@ -183,8 +183,9 @@ fn client_auxv(machine: u16, host: &[(u64, u64)], phdr: u64, phnum: u64, base: u
     v
 }
 
-/// Load the client program `exe` (searched in `$PATH` if it has no '/') with arguments `args`
-/// (argv[1..]; argv[0] is `exe` as given) and environment `envp`, and build its initial stack.
+/// Load the client program `exe` (searched in `$PATH` if it has no '/') with argument vector
+/// `args` (the whole argv: `args[0]` is the program name as the user typed it; an empty `args`
+/// means `[exe]`) and environment `envp`, and build its initial stack.
 /// `host_auxv` is the core's own auxiliary vector (from its start-up stack; may be null): the
 /// hardware capabilities, ids and `AT_MINSIGSTKSZ` are taken from it.
 ///
@@ -240,10 +241,8 @@ fn load_for_machine(
     let host = unsafe { self::host_auxv(host_auxv) };
     let phnum = prog.header.e_phnum as u64;
     let auxv = client_auxv(machine, &host, pm.phdr, phnum, base, pm.entry);
-    let mut argv: Vec<&str> = Vec::with_capacity(args.len() + 1);
-    argv.push(exe);
-    argv.extend_from_slice(args);
-    let contents = StackContents { argv: &argv, envp, execfn: exe, platform: platform_of(machine), random, auxv: &auxv };
+    let argv: &[&str] = if args.is_empty() { &[exe] } else { args };
+    let contents = StackContents { argv, envp, execfn: exe, platform: platform_of(machine), random, auxv: &auxv };
     // SAFETY: [stack_low, CLIENT_STACK_TOP) was just mapped read-write for the client and no
     // Rust object lives there.
     let mem = unsafe { core::slice::from_raw_parts_mut(stack_low as *mut u8, CLIENT_STACK_SIZE as usize) };

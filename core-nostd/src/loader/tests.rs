@@ -20,7 +20,7 @@ fn setup() -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join("t.c");
         std::fs::write(&src, "int x = 5; char bss[100000]; int main(int c, char **v) { return x + bss[c]; }\n").unwrap();
-        for (out, flag) in [("static", "-static"), ("pie", "-static-pie")] {
+        for (out, flag) in [("static", "-static"), ("pie", "-static-pie"), ("dyn", "-pie")] {
             let st = Command::new("gcc").arg(flag).arg("-O1").arg("-o").arg(dir.join(out)).arg(&src).status().unwrap();
             assert!(st.success(), "gcc {flag} failed");
         }
@@ -46,7 +46,7 @@ fn loads_a_static_exe_with_stack_auxv_and_brk() {
     let bytes = std::fs::read(&exe).unwrap();
     let elf = goblin::elf::Elf::parse(&bytes).unwrap();
     let host = [[AT_HWCAP as usize, 0x1234], [AT_HWCAP2 as usize, 3], [AT_UID as usize, 1000], [0, 0]];
-    let img = load_for_machine(goblin::elf::header::EM_X86_64, exe_s, &["one", "two"], &["A=1", "PATH=/bin"], host.as_ptr()).unwrap();
+    let img = load_for_machine(goblin::elf::header::EM_X86_64, exe_s, &[exe_s, "one", "two"], &["A=1", "PATH=/bin"], host.as_ptr()).unwrap();
 
     assert_eq!((img.entry, img.exe_entry, img.base, img.interp.as_deref()), (elf.entry, elf.entry, 0, None));
     assert_eq!(img.exe_path, std::fs::canonicalize(&exe).unwrap().to_str().unwrap());
@@ -59,7 +59,7 @@ fn loads_a_static_exe_with_stack_auxv_and_brk() {
     let code = unsafe { core::slice::from_raw_parts(elf.entry as *const u8, 16) };
     assert_eq!(code, &bytes[off..off + 16]);
     assert!(aspace::is_client_readable(elf.entry, 16));
-    let last = elf.program_headers.iter().filter(|p| p.p_type == 1).last().unwrap();
+    let last = elf.program_headers.iter().rfind(|p| p.p_type == 1).unwrap();
     let bss = (last.p_vaddr + last.p_filesz, last.p_vaddr + last.p_memsz);
     assert!((bss.0..bss.1).step_by(997).all(|a| unsafe { *(a as *const u8) } == 0), "bss not zero");
     assert_eq!(img.brk_base, page_up(last.p_vaddr + last.p_memsz));
@@ -162,4 +162,20 @@ fn program_names_are_searched_in_path() {
     assert_eq!(find_program("static", &["A=1", &path]), std::format!("{}/static", dir.to_str().unwrap()));
     assert_eq!(find_program("./static", &[&path]), "./static");
     assert_eq!(find_program("no-such-program-here", &[&path]), "no-such-program-here");
+}
+
+#[test]
+fn finds_and_maps_the_interpreter_of_a_dynamic_program() {
+    let dir = setup();
+    let f = elf::ElfFile::open(dir.join("dyn").to_str().unwrap(), goblin::elf::header::EM_X86_64).unwrap();
+    let interp = f.interp().unwrap().expect("a dynamic program has PT_INTERP");
+    assert!(interp.contains("ld-linux"), "{interp}");
+    let ld = elf::ElfFile::open(&interp, goblin::elf::header::EM_X86_64).unwrap();
+    let hint = 0x2000_0000;
+    let m = ld.map(hint, 0).unwrap();
+    assert_eq!(m.bias, hint);
+    assert!(aspace::is_client_readable(m.entry, 16));
+    let seg = aspace::aspace().segments().iter().find(|s| s.start == hint).unwrap().clone();
+    assert_eq!(seg.kind, SegKind::Client(crate::aspace::Backing::File));
+    assert!(seg.name.unwrap().contains("ld-linux"));
 }

@@ -118,7 +118,7 @@ pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
     }
     crate::log::stderr(format_args!(
         "\nThis is a bug in {}, not in the program being run. Please report it.\n",
-        crate::log::VERSION
+        crate::log::NAME_VERSION
     ));
     syscall::exit_group(1)
 }

@@ -13,7 +13,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use vg_core::regalloc::{Liveness, RegClass, VReg};
-use vg_ir::{Atom, Binop, Const, Expr, JumpKind, Stmt, Superblock, Temp, Ty, Unop, VecOp};
+use vg_ir::{Atom, Binop, Const, Expr, Stmt, Superblock, Temp, Ty, Unop, VecOp};
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 enum Val {
@@ -306,7 +306,7 @@ impl<'a> Isel<'a> {
             Stmt::IMark { .. } | Stmt::NoOp => {}
             Stmt::WrTmp { dst, e } => {
                 let ty = sb.temp_ty(*dst);
-                if self.uses[dst.0 as usize] == 1 && deferrable(e, ty) {
+                if self.uses[dst.0 as usize] == 1 && deferrable(e) {
                     self.vals[dst.0 as usize] = Val::Deferred(i);
                     if matches!(e, Expr::Get { .. }) {
                         self.pending_gets.push(*dst);
@@ -924,7 +924,7 @@ impl<'a> Isel<'a> {
 }
 
 /// Whether a single-use temp defined by `e` may be folded into its consumer.
-fn deferrable(e: &Expr, ty: Ty) -> bool {
+fn deferrable(e: &Expr) -> bool {
     match e {
         Expr::Get { ty, .. } => matches!(ty, Ty::I8 | Ty::I16 | Ty::I32 | Ty::I64),
         Expr::Binop { op, b, .. } => {
@@ -932,10 +932,7 @@ fn deferrable(e: &Expr, ty: Ty) -> bool {
                 || *op == Binop::Add(Ty::I64)
                 || (*op == Binop::Shl(Ty::I64) && b.as_const().is_some_and(|k| (1..=3).contains(&k.bits())))
         }
-        _ => {
-            let _ = ty;
-            false
-        }
+        _ => false,
     }
 }
 
@@ -1036,9 +1033,4 @@ fn vec2_op(v: VecOp) -> Option<SseOp> {
         V::CmpF64x2(p) => Cmppd(p),
         _ => return None,
     })
-}
-
-#[allow(dead_code)]
-fn _kinds_are_exhaustive(k: JumpKind) -> bool {
-    k.chainable()
 }

@@ -207,6 +207,10 @@ pub(super) fn simplify(e: &Expr, cx: &Ctx) -> Option<Expr> {
             Atom::Const(c) => Some(Expr::Atom(if c.bits() & 1 != 0 { t } else { f })),
             _ if t == f => Some(Expr::Atom(t)),
             _ if t == Atom::bool(true) && f == Atom::bool(false) => Some(Expr::Atom(cond)),
+            _ if t == Atom::bool(false) && f == Atom::bool(true) => Some(Expr::Unop {
+                op: Unop::Not(Ty::I1),
+                a: cond,
+            }),
             _ => None,
         },
         _ => None,
@@ -253,7 +257,12 @@ fn simplify_unop(op: Unop, a: Atom, cx: &Ctx) -> Option<Expr> {
 /// Unary operations that pick a half of a concatenation, and negated comparisons.
 fn simplify_unop_of_binop(op: Unop, a: Atom, cx: &Ctx) -> Option<Expr> {
     use Binop::*;
-    let Some(&Expr::Binop { op: inner, a: hi, b: lo }) = cx.def(a) else {
+    let Some(&Expr::Binop {
+        op: inner,
+        a: hi,
+        b: lo,
+    }) = cx.def(a)
+    else {
         return None;
     };
     let cmp = |op, a, b| Some(Expr::Binop { op, a, b });
@@ -295,7 +304,10 @@ fn simplify_binop(op: Binop, a: Atom, b: Atom, cx: &Ctx) -> Option<Expr> {
         And(_) if int && is_const(b, u64::MAX) => same(),
         Or(_) if int && is_const(b, u64::MAX) => Some(Expr::Atom(b)),
         Mul(_) if int && is_const(b, 1) => same(),
-        Xor(Ty::I1) if is_const(b, 1) => Some(Expr::Unop { op: Unop::Not(Ty::I1), a }),
+        Xor(Ty::I1) if is_const(b, 1) => Some(Expr::Unop {
+            op: Unop::Not(Ty::I1),
+            a,
+        }),
         Add(_) | Sub(_) if int && b.as_const().is_some() => reassociate(op, a, b, t, cx),
         CmpEQ(_) | CmpLEU(_) | CmpLES(_) if int && a == b => bool_(true),
         CmpNE(_) | CmpLTU(_) | CmpLTS(_) if int && a == b => bool_(false),

@@ -7,10 +7,10 @@
 //! with a constant guard (false: dropped; true: the block ends there). A last sweep drops `Put`s
 //! made redundant by the backward pass, so a second `optimise` finds nothing more to do.
 //!
-//! Backward (`backward`): dead temps (any unused `WrTmp`, loads included, as VEX does) and dead
-//! `Put`s — this is what removes the flag thunk (`cc_op`/`cc_dep1`/...) that every flag-setting
-//! instruction writes. A `Put` is dead when every byte it writes is written again before
-//! anything can observe it. Observers, walking forward from the `Put`:
+//! Backward (`backward`): dead temps (any unused `WrTmp`) and dead `Put`s — this is what removes
+//! the flag thunk (`cc_op`/`cc_dep1`/...) that every flag-setting instruction writes. A `Put` is
+//! dead when every byte it writes is written again before anything can observe it. Observers,
+//! walking forward from the `Put`:
 //! - a `Get` of an overlapping range;
 //! - an `Exit`, for every slot except the program counter (a taken exit writes the pc);
 //! - a `Dirty` helper, for the ranges it declares in `reads_state`;
@@ -19,8 +19,12 @@
 //!   pointer only: they must be exact wherever a fault, or a tool's helper taking a stack trace,
 //!   may look at them. Other registers may be stale at memory accesses.
 //!
-//! `CCall`s read only their arguments and are no barrier. The optimiser knows nothing of any
-//! guest beyond the offsets in [`OptConfig`]. Uses only the IR definitions.
+//! `CCall`s read only their arguments and are no barrier. A `Dirty` helper is trusted to touch
+//! exactly the state it declares (`reads_state`/`writes_state`), even when given the state
+//! pointer. An unused `Load` is removed although it might have faulted, as in VEX.
+//!
+//! The optimiser knows nothing of any guest beyond the offsets in [`OptConfig`]. Uses only the
+//! IR definitions.
 
 mod check;
 mod fold;
@@ -241,15 +245,20 @@ impl KnownState {
         }
     }
 
-    /// Remember what a `Get` read, unless part of the range is already known: a `Get` changes
-    /// nothing, so it must not kill what is known about overlapping slots.
+    /// Remember what a `Get` read, unless that would forget more than it learns: a `Get`
+    /// changes nothing, so it may replace only what it covers entirely (a narrower `Get` of the
+    /// same register, say), never a wider slot it is part of.
     fn record_get(&mut self, off: u32, ty: Ty, val: Atom) {
-        let end = ((off + ty.bytes()) as usize).min(self.owner.len());
-        let owned = self.owner.get(off as usize..end).unwrap_or_default();
-        if owned
-            .iter()
-            .all(|&o| o == 0 || !self.entries[o as usize - 1].live)
-        {
+        let end = off + ty.bytes();
+        let last = (end as usize).min(self.owner.len());
+        let owned = self.owner.get(off as usize..last).unwrap_or_default();
+        let inside = |&o: &u32| {
+            o == 0 || {
+                let s = &self.entries[o as usize - 1];
+                !s.live || (s.off >= off && s.off + s.ty.bytes() <= end)
+            }
+        };
+        if owned.iter().all(inside) {
             self.record(off, ty, val);
         }
     }

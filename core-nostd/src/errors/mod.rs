@@ -1,0 +1,1 @@
+//! The error manager: error kinds registered by tools, deduplication, suppressions, XML output.

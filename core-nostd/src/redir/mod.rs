@@ -1,0 +1,1 @@
+//! Redirection and function wrapping: Z-encoded names, specifications, the active set.

@@ -103,7 +103,7 @@ impl CodeBuf {
         self.extend(&v.to_le_bytes())
     }
     pub fn align(&mut self, a: usize, with: u8) {
-        while self.buf.len() % a != 0 {
+        while !self.buf.len().is_multiple_of(a) {
             self.buf.push(with)
         }
     }

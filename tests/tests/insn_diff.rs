@@ -134,7 +134,7 @@ fn forms() -> Vec<Form> {
     let mut v = Vec::new();
     // (width in bits, register pairs, accumulator, register for mul/div, imm samples)
     let widths: [(u32, &[(&str, &str)], &str); 4] = [
-        (8, &[("cl", "dh"), ("sil", "r10l")], "al"),
+        (8, &[("sil", "r10l"), ("cl", "dh")], "al"),
         (16, &[("dx", "r11w")], "ax"),
         (32, &[("esi", "r12d")], "eax"),
         (64, &[("rbx", "r13")], "rax"),
@@ -230,7 +230,7 @@ fn forms() -> Vec<Form> {
     }
     v.push(f("Mov_rm64_imm32 m -5"));
     v.push(f("Mov_rm8_r8 ah bl"));
-    v.push(f("Mov_rm8_r8 m+1 ch"));
+    v.push(f("Mov_rm8_r8 m+1 bpl"));
     for s in [
         "Movzx_r32_rm8 ecx dh",
         "Movzx_r64_rm16 rdx m",
@@ -286,7 +286,7 @@ fn forms() -> Vec<Form> {
         v.push(f(s));
     }
     v.push(fx("Push_r64 rax; Popfq", Fix::FlagsInRax));
-    v.push(fx("Leave", Fix::RbpStack));
+    v.push(fx("Leaveq", Fix::RbpStack));
     for (w, a, b) in [(16, "dx", "r9w"), (32, "esi", "r12d"), (64, "rbx", "r13")] {
         for op in ["Bt", "Bts", "Btr", "Btc"] {
             v.push(f(format!("{op}_rm{w}_r{w} {a} {b}")));
@@ -443,8 +443,9 @@ fn sse_forms(v: &mut Vec<Form>) {
         "Shufps_xmm_xmmm128_imm8 xmm1 m 0xb1",
         "Shufpd_xmm_xmmm128_imm8 xmm1 xmm2 1",
         "Shufpd_xmm_xmmm128_imm8 xmm1 xmm2 2",
-        "Stmxcsr_m32 m",
-        "Stmxcsr_m32 m; Ldmxcsr_m32 m",
+        // The sticky exception flags (bits 0-5) are not modelled.
+        "Stmxcsr_m32 m; And_rm32_imm8 m -64",
+        "Stmxcsr_m32 m; Ldmxcsr_m32 m; Stmxcsr_m32 m+4; And_rm32_imm8 m -64; And_rm32_imm8 m+4 -64",
     ] {
         v.push(f(s));
     }
@@ -525,7 +526,11 @@ impl Assembler {
             return Instruction::with_declare_byte(&bytes).expect("db");
         }
         let code = *self.codes.get(&toks[0].to_ascii_lowercase()).unwrap_or_else(|| panic!("unknown Code {}", toks[0]));
-        let ops: Vec<Opnd> = toks[1..].iter().map(|t| self.operand(t)).collect();
+        let mut ops: Vec<Opnd> = toks[1..].iter().map(|t| self.operand(t)).collect();
+        if toks[0].ends_with("_1") {
+            // Shift/rotate by one: iced models the implicit 1 as an immediate operand.
+            ops.push(Opnd::I(1));
+        }
         let mem = |d: i64| MemoryOperand::with_base_displ(Register::R15, d);
         use Opnd::*;
         let r = match ops.as_slice() {

@@ -682,7 +682,7 @@ mod tests {
         let x = sb.get(0, Ty::I64);
         let y = sb.load(Ty::I32, Atom::u64(0x1000));
         let y64 = sb.zext(y, Ty::I64);
-        let s = sb.ccall(Callee { name: "add3", addr: add3 as usize }, Ty::I64, alloc::vec![x, y64, Atom::u64(1)]);
+        let s = sb.ccall(Callee { name: "add3", addr: add3 as extern "C" fn(u64, u64, u64) -> u64 as usize }, Ty::I64, alloc::vec![x, y64, Atom::u64(1)]);
         sb.store(Atom::u64(0x1008), s);
         sb.put(16, s);
         let z = sb.binop(Binop::CmpEQ(Ty::I64), s, Atom::u64(0));

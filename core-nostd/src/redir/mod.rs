@@ -1,1 +1,14 @@
-//! Redirection and function wrapping: Z-encoded names, specifications, the active set.
+//! Redirection and function wrapping: Z-encoded names, wrapper/replacement specifications (from
+//! the tool and from `I_WRAP_SONAME_FNNAME_*`/`I_REPLACE_SONAME_FNNAME_*` symbols in guest
+//! objects), name patterns, and the active set of redirections. Pure logic over symbol lists;
+//! depends on nothing else in the core.
+
+pub mod active;
+pub mod names;
+pub mod pattern;
+pub mod zenc;
+
+pub use active::{ActiveRedir, ActiveSet, ObjectSymbols, RedirConflict, RedirSpec, compute_active, specs_from_object};
+pub use names::{RedirKind, SpecName, parse_spec_name};
+pub use pattern::wildcard_match;
+pub use zenc::{z_decode, z_encode};

@@ -35,7 +35,7 @@ pub struct SpecName {
 pub fn parse_spec_name(sym: &str) -> Option<SpecName> {
     let rest = sym.strip_prefix("_vg")?;
     let bytes = rest.as_bytes();
-    if bytes.len() < 1 + 5 + 3 {
+    if bytes.len() < 1 + 5 + 2 {
         return None;
     }
     let kind = match bytes[0] {
@@ -43,17 +43,19 @@ pub fn parse_spec_name(sym: &str) -> Option<SpecName> {
         b'w' => RedirKind::Wrap,
         _ => return None,
     };
-    let digits = &rest[1..6];
+    let digits = rest.get(1..6)?;
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let eclass: u16 = digits[..4].parse().ok()?;
     let priority = digits.as_bytes()[4] - b'0';
-    let (fn_encoded, body) = match &rest[6..9] {
-        "ZU" => (false, &rest[8..]),
-        "ZZ" => (true, &rest[8..]),
+    // `get` rather than indexing: a non-ASCII byte here must reject the name, not panic.
+    let fn_encoded = match rest.get(6..8)? {
+        "ZU" => false,
+        "ZZ" => true,
         _ => return None,
     };
+    let body = rest.get(8..)?;
     let body = body.strip_prefix('_')?;
     // The encoded soname has no literal '_' (it is `Zu`), so the first '_' ends it.
     let sep = body.find('_')?;
@@ -96,7 +98,7 @@ mod tests {
     fn rejects_non_specs() {
         for s in ["main", "_vgx00000ZU_NONE_foo", "_vgw0000aZU_NONE_foo", "_vgw00000ZX_NONE_foo",
                   "_vgw00000ZU_NONEfoo", "_vgw00000ZU__foo", "_vgw00000ZU_NONE_", "_vgr00000ZZ_NONE_fZq",
-                  "_vgw0"] {
+                  "_vgw0", "_vgw00000Zé_NONE_foo", "_vgw0000é"] {
             assert_eq!(parse_spec_name(s), None, "{s}");
         }
     }

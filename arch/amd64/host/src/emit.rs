@@ -10,7 +10,11 @@
 //!   `mov r11, chain_me; call r11`;
 //! - indirect exit: `mov rax, next; mov [rbp+pc], rax; mov r11, xindir; jmp r11`;
 //! - assisted exit: `mov [rbp+pc], dst; mov eax, code; mov r11, xassisted; jmp r11`.
+//!
 //! Every translation starts with `dec dword [rsp+EVC]; js evcheck_stub`.
+
+// dynasm! converts dynamic register numbers with `.into()`, which is a no-op for our u8s.
+#![allow(clippy::useless_conversion)]
 
 use crate::inst::*;
 use crate::{EVC_OFFSET, EVCHECK_CODE, kind_code};
@@ -370,6 +374,11 @@ impl<'a> Emitter<'a> {
                 let ra = self.ireg(*a, R11);
                 let s = self.esrc(b);
                 match (w, s) {
+                    // `test r, r` sets every flag a compare with zero is read for, in fewer bytes.
+                    (8, ESrc::I(0)) => dynasm!(self.ops ; .arch x64 ; test Rq(ra), Rq(ra)),
+                    (4, ESrc::I(0)) => dynasm!(self.ops ; .arch x64 ; test Rd(ra), Rd(ra)),
+                    (2, ESrc::I(0)) => dynasm!(self.ops ; .arch x64 ; test Rw(ra), Rw(ra)),
+                    (1, ESrc::I(0)) => dynasm!(self.ops ; .arch x64 ; test Rb(ra), Rb(ra)),
                     (8, s) => alu!(self.ops, cmp, true, ra, s),
                     (4, s) => alu!(self.ops, cmp, false, ra, s),
                     (2, ESrc::R(r)) => dynasm!(self.ops ; .arch x64 ; cmp Rw(ra), Rw(r)),
@@ -660,9 +669,21 @@ impl<'a> Emitter<'a> {
         let s = self.esrc(b);
         let mut d = self.dreg(dst);
         let a_loc = self.loc(a);
+        if let (AluOp::Add | AluOp::Sub | AluOp::Or | AluOp::Xor, ESrc::I(0)) = (op, s) {
+            let ra = self.ireg(a, R11);
+            return self.set_dst(dst, ra);
+        }
+        if let (AluOp::Mul, ESrc::I(i), Loc::Reg(ra)) = (op, s, a_loc) {
+            if w64 {
+                dynasm!(self.ops ; .arch x64 ; imul Rq(d), Rq(ra), DWORD i);
+            } else {
+                dynasm!(self.ops ; .arch x64 ; imul Rd(d), Rd(ra), DWORD i);
+            }
+            return self.set_dst(dst, d);
+        }
         // Three-address forms when `a` must survive in another register.
-        if let (Loc::Reg(ra), Loc::Reg(_)) = (a_loc, self.loc(dst)) {
-            if ra != d {
+        if let (Loc::Reg(ra), Loc::Reg(_)) = (a_loc, self.loc(dst))
+            && ra != d {
                 match (op, s) {
                     (AluOp::Add, ESrc::I(i)) => {
                         return self.lea(w64, d, Mem { base: ra, index: None, disp: i });
@@ -673,20 +694,11 @@ impl<'a> Emitter<'a> {
                     (AluOp::Add, ESrc::R(rb)) => {
                         return self.lea(w64, d, Mem { base: ra, index: Some((rb, 1)), disp: 0 });
                     }
-                    (AluOp::Mul, ESrc::I(i)) => {
-                        if w64 {
-                            dynasm!(self.ops ; .arch x64 ; imul Rq(d), Rq(ra), DWORD i);
-                        } else {
-                            dynasm!(self.ops ; .arch x64 ; imul Rd(d), Rd(ra), DWORD i);
-                        }
-                        return;
-                    }
                     _ => {}
                 }
             }
-        }
-        if let ESrc::R(rb) = s {
-            if rb == d && a_loc != Loc::Reg(rb) {
+        if let ESrc::R(rb) = s
+            && rb == d && a_loc != Loc::Reg(rb) {
                 if op.commutative() {
                     // d already holds b: d = d op a.
                     let ra = match a_loc {
@@ -699,7 +711,6 @@ impl<'a> Emitter<'a> {
                 }
                 d = R11;
             }
-        }
         self.load_into(d, a);
         self.alu_op(op, w64, d, s);
         self.set_dst(dst, d);

@@ -200,17 +200,15 @@ impl<'a> Isel<'a> {
     /// A second operand of width `w`: an immediate, a folded `Get`, or a register.
     fn src(&mut self, a: Atom, allow_mem: bool) -> R<Src> {
         let ty = self.ty(a);
-        if let Atom::Const(c) = a {
-            if let Some(i) = simm32(c, ty) {
+        if let Atom::Const(c) = a
+            && let Some(i) = simm32(c, ty) {
                 return Ok(Src::I(i));
             }
-        }
-        if allow_mem {
-            if let Some((t, Expr::Get { off, .. })) = self.deferred_expr(a) {
+        if allow_mem
+            && let Some((t, Expr::Get { off, .. })) = self.deferred_expr(a) {
                 self.consume(t);
                 return Ok(Src::M(Amode::state(*off)));
             }
-        }
         Ok(Src::R(self.reg(a)?))
     }
 
@@ -223,8 +221,8 @@ impl<'a> Isel<'a> {
     fn amode(&mut self, a: Atom) -> R<Amode> {
         if let Some((t, Expr::Binop { op: Binop::Add(Ty::I64), a: x, b: y })) = self.deferred_expr(a) {
             let (x, y) = if x.as_const().is_some() { (*y, *x) } else { (*x, *y) };
-            if let Some(c) = y.as_const() {
-                if let Ok(d) = i32::try_from(c.bits() as i64) {
+            if let Some(c) = y.as_const()
+                && let Ok(d) = i32::try_from(c.bits() as i64) {
                     self.consume(t);
                     let mut am = self.amode_bi(x)?;
                     if let Some(nd) = am.disp.checked_add(d) {
@@ -235,7 +233,6 @@ impl<'a> Isel<'a> {
                     self.push(Inst::Lea { dst: base, am });
                     return Ok(Amode { base: Some(base), index: None, disp: d });
                 }
-            }
             self.consume(t);
             return self.base_index(x, y, 0);
         }
@@ -244,12 +241,11 @@ impl<'a> Isel<'a> {
 
     /// `x` as `[base + index]` if it is a deferred sum, else `[x]`.
     fn amode_bi(&mut self, x: Atom) -> R<Amode> {
-        if let Some((t, Expr::Binop { op: Binop::Add(Ty::I64), a, b })) = self.deferred_expr(x) {
-            if a.as_const().is_none() && b.as_const().is_none() {
+        if let Some((t, Expr::Binop { op: Binop::Add(Ty::I64), a, b })) = self.deferred_expr(x)
+            && a.as_const().is_none() && b.as_const().is_none() {
                 self.consume(t);
                 return self.base_index(*a, *b, 0);
             }
-        }
         Ok(Amode { base: Some(self.reg(x)?), index: None, disp: 0 })
     }
 
@@ -277,12 +273,11 @@ impl<'a> Isel<'a> {
 
     /// Set the flags for an I1 condition; returns the condition that is true when it is.
     fn flags(&mut self, c: Atom) -> R<Cc> {
-        if let Some((t, Expr::Binop { op, a, b })) = self.deferred_expr(c) {
-            if let Some(cc) = cmp_cc(*op) {
+        if let Some((t, Expr::Binop { op, a, b })) = self.deferred_expr(c)
+            && let Some(cc) = cmp_cc(*op) {
                 self.consume(t);
                 return self.cmp(*op, cc, *a, *b);
             }
-        }
         let a = self.reg(c)?;
         self.push(Inst::Test { a, imm: 1 });
         Ok(Cc::NE)
@@ -471,12 +466,12 @@ impl<'a> Isel<'a> {
         self.push(Inst::VUn { op, dst, src });
         dst
     }
-    fn to_vec(&mut self, op: ToVec, src: VReg) -> VReg {
+    fn int_to_vec(&mut self, op: ToVec, src: VReg) -> VReg {
         let dst = self.new_vec();
         self.push(Inst::ToVec { op, dst, src });
         dst
     }
-    fn from_vec(&mut self, op: FromVec, src: VReg) -> VReg {
+    fn vec_to_int(&mut self, op: FromVec, src: VReg) -> VReg {
         let dst = self.new_int();
         self.push(Inst::FromVec { op, dst, src });
         dst
@@ -630,10 +625,10 @@ impl<'a> Isel<'a> {
             Reinterp(from, to) => {
                 let s = self.reg(a)?;
                 match (from, to) {
-                    (Ty::F64, Ty::I64) => r(self.from_vec(FromVec::Movq, s)),
-                    (Ty::F32, Ty::I32) => r(self.from_vec(FromVec::Movd, s)),
-                    (Ty::I64, Ty::F64) => r(self.to_vec(ToVec::Movq, s)),
-                    (Ty::I32, Ty::F32) => r(self.to_vec(ToVec::Movd, s)),
+                    (Ty::F64, Ty::I64) => r(self.vec_to_int(FromVec::Movq, s)),
+                    (Ty::F32, Ty::I32) => r(self.vec_to_int(FromVec::Movd, s)),
+                    (Ty::I64, Ty::F64) => r(self.int_to_vec(ToVec::Movq, s)),
+                    (Ty::I32, Ty::F32) => r(self.int_to_vec(ToVec::Movd, s)),
                     _ => Err(format!("unsupported {op:?}")),
                 }
             }
@@ -646,7 +641,7 @@ impl<'a> Isel<'a> {
                     (Ty::I32, Ty::F32) => ToVec::Cvtsi2ss32,
                     _ => return Err(format!("unsupported {op:?}")),
                 };
-                r(self.to_vec(o, s))
+                r(self.int_to_vec(o, s))
             }
             FToIntSTrunc(from, to) | FToIntSNearest(from, to) => {
                 let s = self.reg(a)?;
@@ -662,7 +657,7 @@ impl<'a> Isel<'a> {
                     (Ty::F32, Ty::I32, false) => FromVec::Cvtss2si32,
                     _ => return Err(format!("unsupported {op:?}")),
                 };
-                r(self.from_vec(o, s))
+                r(self.vec_to_int(o, s))
             }
             F32toF64 | F64toF32 | SqrtF64 | SqrtF32 | NegF64 | AbsF64 => {
                 let s = self.reg(a)?;
@@ -678,28 +673,28 @@ impl<'a> Isel<'a> {
             }
             V128to64 => {
                 let s = self.reg(a)?;
-                r(self.from_vec(FromVec::Movq, s))
+                r(self.vec_to_int(FromVec::Movq, s))
             }
             V128HIto64 => {
                 let s = self.reg(a)?;
                 let h = self.vun(SseUn::Hi64ToLo, s);
-                r(self.from_vec(FromVec::Movq, h))
+                r(self.vec_to_int(FromVec::Movq, h))
             }
             I64UtoV128 => {
                 let s = self.reg(a)?;
-                r(self.to_vec(ToVec::Movq, s))
+                r(self.int_to_vec(ToVec::Movq, s))
             }
             I32UtoV128 => {
                 let s = self.reg(a)?;
-                r(self.to_vec(ToVec::Movd, s))
+                r(self.int_to_vec(ToVec::Movd, s))
             }
             V128to32 => {
                 let s = self.reg(a)?;
-                r(self.from_vec(FromVec::Movd, s))
+                r(self.vec_to_int(FromVec::Movd, s))
             }
             GetMSBs8x16 => {
                 let s = self.reg(a)?;
-                r(self.from_vec(FromVec::Pmovmskb, s))
+                r(self.vec_to_int(FromVec::Pmovmskb, s))
             }
             Vec1(v) => {
                 let s = self.reg(a)?;
@@ -878,7 +873,7 @@ impl<'a> Isel<'a> {
                 let mut rb = self.reg(b)?;
                 let is64 = op == SetV128lo64;
                 if bty.is_int() {
-                    rb = self.to_vec(if is64 { ToVec::Movq } else { ToVec::Movd }, rb);
+                    rb = self.int_to_vec(if is64 { ToVec::Movq } else { ToVec::Movd }, rb);
                 }
                 r(self.vbin(if is64 { SseOp::Movsd } else { SseOp::Movss }, ra, rb))
             }

@@ -571,9 +571,18 @@ impl Lifter {
             self.sb.binop(Binop::Sub(wt), Atom::Const(Const::int(wt, wt.bits() as u64 - 1)), c)
         };
         let idx = self.sb.zext(idx, ty);
-        // A zero source leaves the destination unchanged (as the CPUs do; the ISA says undefined).
-        let r = self.sb.ite(zero, old_dst, idx);
-        self.write_op(0, r)?;
+        // A zero source leaves the destination unchanged, all 64 bits of it (as the CPUs do;
+        // the ISA says undefined).
+        let dst = self.ins.op_register(0);
+        if ty == Ty::I32 {
+            let old = self.get_reg(dst.full_register());
+            let idx = self.sb.zext(idx, Ty::I64);
+            let r = self.sb.ite(zero, old, idx);
+            self.put_reg(dst.full_register(), r);
+        } else {
+            let r = self.sb.ite(zero, old_dst, idx);
+            self.put_reg(dst, r);
+        }
         let old = self.rflags_all();
         let old = self.sb.binop(Binop::And(Ty::I64), old, Atom::u64(!ZF));
         let z = self.sb.zext(zero, Ty::I64);
@@ -611,8 +620,18 @@ impl Lifter {
         let a = self.get_reg(acc);
         self.set_flags(CC_SUB, ty, a, d, Atom::u64(0));
         let eq = self.sb.binop(Binop::CmpEQ(ty), a, d);
-        let nd = self.sb.ite(eq, s, d);
-        self.write_op(0, nd)?;
+        let dreg = self.ins.op_register(0);
+        if ty == Ty::I32 && self.ins.op_kind(0) == OpKind::Register {
+            // A 32-bit register destination is written (and zero-extended) only on success.
+            let old = self.get_reg(dreg.full_register());
+            let s64 = self.sb.zext(s, Ty::I64);
+            let n = self.sb.ite(eq, s64, old);
+            self.put_reg(dreg.full_register(), n);
+        } else {
+            // Memory is always written (the locked cycle stores the old value back on failure).
+            let nd = self.sb.ite(eq, s, d);
+            self.write_op(0, nd)?;
+        }
         // The accumulator is written only on failure (so a 32-bit one keeps its upper half).
         if ty == Ty::I32 {
             let old = self.get_gpr64(RAX);

@@ -125,11 +125,6 @@ fn fx(spec: impl Into<String>, fix: Fix) -> Form {
 
 const CCS: [&str; 16] = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
 
-fn cap(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|x| x.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-}
-
 fn forms() -> Vec<Form> {
     let mut v = Vec::new();
     // (width in bits, register pairs, accumulator, register for mul/div, imm samples)
@@ -307,7 +302,6 @@ fn forms() -> Vec<Form> {
     // Conditions: straight from the initial flags (helper path), after known operations
     // (specialised path), as setcc, cmovcc and jcc.
     for (i, cc) in CCS.iter().enumerate() {
-        let c = cap(cc);
         v.push(f(format!("Set{cc}_rm8 dl")));
         v.push(f(format!("Cmp_rm64_r64 rax rcx; Set{cc}_rm8 dl")));
         v.push(f(format!("Cmp_rm8_r8 al cl; Set{cc}_rm8 m")));
@@ -316,7 +310,6 @@ fn forms() -> Vec<Form> {
         v.push(f(format!("Add_rm64_r64 rax rcx; J{cc}_rel8_64 @3; Mov_r32_imm32 edx {i}; Nopd")));
         v.push(f(format!("Dec_rm32 esi; J{cc}_rel32_64 @3; Mov_r32_imm32 edx {i}; Nopd")));
         v.push(f(format!("And_rm8_imm8 bl 0x5a; Set{cc}_rm8 bh")));
-        let _ = c;
     }
     // String operations.
     for (bytes, cmp) in [
@@ -458,8 +451,7 @@ fn sse_forms(v: &mut Vec<Form>) {
     }
     v.push(f("Cmpss_xmm_xmmm32_imm8 xmm1 xmm2 1"));
     v.push(f("Cmpsd_xmm_xmmm64_imm8 xmm1 m 2"));
-    for (op, s) in [("add", "Add"), ("sub", "Sub"), ("mul", "Mul"), ("div", "Div"), ("min", "Min"), ("max", "Max")] {
-        let _ = op;
+    for s in ["Add", "Sub", "Mul", "Div", "Min", "Max"] {
         v.push(f(format!("{s}sd_xmm_xmmm64 xmm1 xmm2")));
         v.push(f(format!("{s}sd_xmm_xmmm64 xmm13 m")));
         v.push(f(format!("{s}ss_xmm_xmmm32 xmm1 xmm2")));
@@ -701,7 +693,6 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
     for b in buf.bytes().iter_mut() {
         *b = rng.next() as u8;
     }
-    let data = base + DATA_PTR as u64;
     match fix {
         Fix::None => {}
         Fix::Cl(n) => c.gpr[RCX] = (c.gpr[RCX] & !0xff) | rng.below(n),
@@ -764,7 +755,6 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
             c.xmm[2] = (c.xmm[2] & !(u64::MAX as u128)) | n as u128;
         }
     }
-    let _ = data;
     c
 }
 

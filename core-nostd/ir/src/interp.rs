@@ -463,6 +463,8 @@ fn sat_u(v: i128, w: u32) -> u128 {
     v.clamp(0, (1i128 << w) - 1) as u128
 }
 
+// The negated comparisons are the point: they are true for unordered (NaN) operands.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn fcmp_pred(p: u8, x: f64, y: f64) -> bool {
     let unord = x.is_nan() || y.is_nan();
     match p & 7 {

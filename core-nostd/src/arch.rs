@@ -138,6 +138,20 @@ pub trait HostArch {
     unsafe fn chain(site: *mut u8, target: *const u8);
     unsafe fn unchain(site: *mut u8, disp: &DispatchAddrs);
 
+    /// The host program counter of an interrupted context (a Linux `ucontext_t` of this host).
+    ///
+    /// # Safety
+    /// `uc` must be the context pointer the kernel passed to an SA_SIGINFO handler.
+    unsafe fn fault_pc(uc: *const u8) -> usize;
+
+    /// Make the interrupted context `uc`, stopped by a fault inside generated code, leave
+    /// through the assisted exit with `kind` when the handler returns — as if the translation
+    /// had exited there. The guest state's pc must already name the faulting instruction.
+    ///
+    /// # Safety
+    /// As for `fault_pc`, and the fault must have happened in generated code (not in a helper).
+    unsafe fn redirect_fault(uc: *mut u8, kind: vg_ir::JumpKind);
+
     /// Append a disassembly of `code` (loaded at `addr`) to `out`, one instruction per line.
     fn disassemble(code: &[u8], addr: u64, out: &mut String);
 }

@@ -12,7 +12,7 @@
 //! - [`log`]: `==PID==` messages and log destinations; [`options`]: the core's command line.
 //! - [`aspace`]: the address-space manager; [`loader`]: ELF loading and the initial stack.
 //! - [`transtab`]: translation table and fast cache; [`translate`]: the pipeline driver;
-//!   [`scheduler`]: runs the guest.
+//!   [`scheduler`]: runs the guest; [`signals`]: the core's host signal handlers.
 //! - [`debuginfo`]: symbols, lines, CFI; [`errors`]: the error manager, suppressions, XML;
 //!   [`redir`]: redirection and function wrapping.
 //! - [`startup`]: `main` of a tool executable, wiring the above together.
@@ -35,6 +35,7 @@ pub mod redir;
 pub mod regalloc;
 pub mod rt;
 pub mod scheduler;
+pub mod signals;
 pub mod startup;
 pub mod syscall;
 pub mod translate;

@@ -10,6 +10,7 @@ use alloc::string::String;
 use crate::arch::{CodeSource, GuestArch, HostArch, LiftLimits, Os, RunExit, StateLayout, SyscallOutcome};
 use crate::loader::ClientImage;
 use crate::options::CoreOptions;
+use crate::signals::{self, Fault, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
 use crate::tool::Tool;
 use crate::translate::{self, TranslateConfig};
 use crate::transtab::{FAST_MASK, TransTab};
@@ -77,6 +78,7 @@ pub fn run<G: GuestArch, H: HostArch, O: Os, T: Tool>(
         trace_notbelow: opts.trace_notbelow,
     };
     let disp = H::dispatch_addrs();
+    crate::signals::install_fault_handlers::<H>();
     let mut block = StateBlock::new(&layout);
     G::init_state(block.state::<G>(), img.entry, img.sp);
     let mut tt = TransTab::new();
@@ -134,12 +136,15 @@ fn assisted<G: GuestArch, O: Os>(kind: JumpKind, state: &mut [u8]) -> Option<Gue
         }
         JumpKind::NoDecode => {
             report_undecodable::<G>(pc);
-            Some(fatal_signal(SIGILL, "Illegal opcode at address", pc))
+            Some(fatal_signal(SIGILL, &alloc::format!("Illegal opcode at address {pc:#X}"), pc))
         }
-        JumpKind::SigIll => Some(fatal_signal(SIGILL, "Illegal opcode at address", pc)),
+        JumpKind::SigIll => Some(fatal_signal(SIGILL, &alloc::format!("Illegal opcode at address {pc:#X}"), pc)),
         JumpKind::SigTrap => Some(fatal_signal(SIGTRAP, "", pc)),
-        JumpKind::SigSegv => Some(fatal_signal(SIGSEGV, "General Protection Fault", pc)),
-        JumpKind::SigFpeIntDiv => Some(fatal_signal(SIGFPE, "Integer divide by zero at address", pc)),
+        JumpKind::SigSegv | JumpKind::SigFpeIntDiv => {
+            let fault = signals::take_fault();
+            let (sig, detail) = describe_fault(kind, fault, pc);
+            Some(fatal_signal(sig, &detail, pc))
+        }
         JumpKind::Boring | JumpKind::Call | JumpKind::Ret | JumpKind::Yield => None,
         JumpKind::ClientReq | JumpKind::InvalICache | JumpKind::NoRedir => {
             panic!("jump kind {kind:?} at {pc:#x} is not supported yet")
@@ -147,29 +152,55 @@ fn assisted<G: GuestArch, O: Os>(kind: JumpKind, state: &mut [u8]) -> Option<Gue
     }
 }
 
-const SIGILL: i32 = 4;
-const SIGTRAP: i32 = 5;
-const SIGFPE: i32 = 8;
-const SIGSEGV: i32 = 11;
-
 fn signal_name(sig: i32) -> &'static str {
     match sig {
         SIGILL => "SIGILL",
         SIGTRAP => "SIGTRAP",
+        SIGBUS => "SIGBUS",
         SIGFPE => "SIGFPE",
         SIGSEGV => "SIGSEGV",
         _ => "?",
     }
 }
 
-/// "Process terminating with default action of signal N" and the faulting address.
-fn fatal_signal(sig: i32, what: &str, pc: u64) -> GuestExit {
+/// The signal a fault exit stands for and Valgrind's line describing it (from the kernel's
+/// si_code; a fault detected by the front end itself has no kernel record).
+fn describe_fault(kind: JumpKind, fault: Option<Fault>, pc: u64) -> (i32, String) {
+    const SEGV_MAPERR: i32 = 1;
+    const SEGV_ACCERR: i32 = 2;
+    const FPE_INTDIV: i32 = 1;
+    const FPE_INTOVF: i32 = 2;
+    const BUS_ADRALN: i32 = 1;
+    const SI_KERNEL: i32 = 0x80;
+    match (kind, fault) {
+        (_, Some(Fault { signal: SIGSEGV, code, addr })) => (SIGSEGV, match code {
+            SEGV_MAPERR => alloc::format!("Access not within mapped region at address {addr:#X}"),
+            SEGV_ACCERR => alloc::format!("Bad permissions for mapped region at address {addr:#X}"),
+            SI_KERNEL => String::from("General Protection Fault"),
+            _ => alloc::format!("Bad memory access at address {addr:#X}"),
+        }),
+        (_, Some(Fault { signal: SIGBUS, code, addr })) => (SIGBUS, match code {
+            BUS_ADRALN => alloc::format!("Invalid address alignment at address {addr:#X}"),
+            _ => alloc::format!("Non-existent physical address at address {addr:#X}"),
+        }),
+        (_, Some(Fault { signal: SIGFPE, code: FPE_INTOVF, .. })) => {
+            (SIGFPE, alloc::format!("Integer overflow at address {pc:#X}"))
+        }
+        (JumpKind::SigFpeIntDiv, _) | (_, Some(Fault { signal: SIGFPE, code: FPE_INTDIV, .. })) => {
+            (SIGFPE, alloc::format!("Integer divide by zero at address {pc:#X}"))
+        }
+        _ => (SIGSEGV, String::from("General Protection Fault")),
+    }
+}
+
+/// "Process terminating with default action of signal N", the detail line and where.
+fn fatal_signal(sig: i32, detail: &str, pc: u64) -> GuestExit {
     let mut s = String::new();
     use core::fmt::Write;
     let _ = writeln!(s, "");
     let _ = writeln!(s, "Process terminating with default action of signal {sig} ({})", signal_name(sig));
-    if !what.is_empty() {
-        let _ = writeln!(s, " {what} {pc:#X}");
+    if !detail.is_empty() {
+        let _ = writeln!(s, " {detail}");
     }
     let _ = writeln!(s, "   at {pc:#X}: ???");
     crate::log::user_lines(&s);

@@ -9,7 +9,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{DispatchAddrs, HostArch, HostCode};
 
@@ -219,6 +219,18 @@ impl Default for TransTab {
     }
 }
 
+/// Bases of the mapped code sectors, readable from a signal handler (see [`in_code_cache`]).
+static SECTOR_BASES: [AtomicUsize; N_SECTORS] = [const { AtomicUsize::new(0) }; N_SECTORS];
+
+/// Whether host address `pc` lies in generated code (used to tell guest faults from the
+/// core's own).
+pub fn in_code_cache(pc: usize) -> bool {
+    SECTOR_BASES.iter().any(|b| {
+        let base = b.load(Ordering::Relaxed);
+        base != 0 && pc >= base && pc < base + SECTOR_SIZE
+    })
+}
+
 fn new_sector() -> Sector {
     use syscalls::{Sysno, syscall};
     const PROT_RWX: usize = 7;
@@ -226,6 +238,9 @@ fn new_sector() -> Sector {
     // SAFETY: an anonymous private mapping at a kernel-chosen address has no other effect.
     let base = unsafe { syscall!(Sysno::mmap, 0, SECTOR_SIZE, PROT_RWX, MAP_PRIVATE_ANON, usize::MAX, 0) }
         .unwrap_or_else(|e| panic!("cannot map a code sector: {e:?}"));
+    if let Some(slot) = SECTOR_BASES.iter().find(|b| b.load(Ordering::Relaxed) == 0) {
+        slot.store(base, Ordering::Relaxed);
+    }
     Sector { base, used: 0, entries: Vec::new() }
 }
 

@@ -291,7 +291,10 @@ fn apply_row(
             Some(RegisterRule::Offset(n)) => read_mem(cfa.wrapping_add(n as u64)),
             Some(RegisterRule::ValOffset(n)) => Some(cfa.wrapping_add(n as u64)),
             Some(RegisterRule::Register(r)) => reg_value(&regs, r.0),
-            Some(RegisterRule::Expression(e)) => read_mem(eval_expr(&e, sec, enc, &regs, Some(cfa), read_mem)?),
+            Some(RegisterRule::Expression(e)) => {
+                let at = eval_expr(&e, sec, enc, &regs, Some(cfa), read_mem)?;
+                read_mem(at)
+            }
             Some(RegisterRule::ValExpression(e)) => eval_expr(&e, sec, enc, &regs, Some(cfa), read_mem),
             Some(RegisterRule::Constant(v)) => Some(v),
             Some(_) => None,

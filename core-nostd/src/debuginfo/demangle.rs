@@ -39,7 +39,7 @@ mod tests {
     #[test]
     fn cxx() {
         assert_eq!(demangle("_Z3fooi", true), "foo(int)");
-        assert_eq!(demangle("_ZN3ns3BarC2Ev", true), "ns::Bar::Bar()");
+        assert_eq!(demangle("_ZN2ns3BarC2Ev", true), "ns::Bar::Bar()");
         assert_eq!(demangle("_Znwm", true), "operator new(unsigned long)");
         assert_eq!(demangle("_Z3fooi", false), "_Z3fooi");
         assert_eq!(demangle("main", true), "main");

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use gimli::{
     AttributeValue, DebugInfoOffset, DebuggingInformationEntry, Dwarf, EndianSlice, LittleEndian,
-    Reader, SectionId, Unit, UnitSectionOffset,
+    SectionId, Unit,
 };
 
 use super::elf::ElfInfo;
@@ -151,7 +151,7 @@ fn load_dwarf<'a>(sections: &'a [(SectionId, SecData)], bytes: &'a [u8]) -> Dwar
 fn index_units(dwarf: &Dwarf<Slice<'_>>, units: &mut Vec<UnitEntry>, ranges: &mut Vec<(u64, u64, usize)>) {
     let mut headers = dwarf.units();
     while let Ok(Some(header)) = headers.next() {
-        let Some(UnitSectionOffset::DebugInfoOffset(off)) = Some(header.offset()) else { continue };
+        let Some(off) = header.debug_info_offset() else { continue };
         let ui = units.len();
         units.push(UnitEntry { offset: off.0, parsed: None });
         let Ok(unit) = dwarf.unit(header) else { continue };
@@ -194,9 +194,9 @@ impl FileTable<'_> {
     }
 }
 
-fn attr_str(dwarf: &Dwarf<Slice<'_>>, unit: &Unit<Slice<'_>>, v: AttributeValue<Slice<'_>>) -> Option<String> {
+fn attr_str<'a>(dwarf: &Dwarf<Slice<'a>>, unit: &Unit<Slice<'a>>, v: AttributeValue<Slice<'a>>) -> Option<String> {
     let s = dwarf.attr_string(unit, v).ok()?;
-    Some(String::from(s.to_string_lossy().ok()?.as_ref()))
+    Some(String::from(s.to_string_lossy().as_ref()))
 }
 
 fn join_path(dir: &str, name: &str) -> String {
@@ -210,8 +210,8 @@ fn join_path(dir: &str, name: &str) -> String {
 }
 
 /// Parses one unit: its line table into sequences and its functions with their inlined calls.
-fn parse_unit(
-    dwarf: &Dwarf<Slice<'_>>,
+fn parse_unit<'a>(
+    dwarf: &Dwarf<Slice<'a>>,
     units: &[UnitEntry],
     offset: usize,
     files: &mut FileTable<'_>,
@@ -222,7 +222,7 @@ fn parse_unit(
     let mut info = UnitInfo::default();
     // Line-program file index -> our file id.
     let mut file_map: BTreeMap<u64, Option<u32>> = BTreeMap::new();
-    let mut map_file = |hdr: &gimli::LineProgramHeader<Slice<'_>>, index: u64, files: &mut FileTable<'_>| -> Option<u32> {
+    let mut map_file = |hdr: &gimli::LineProgramHeader<Slice<'a>>, index: u64, files: &mut FileTable<'_>| -> Option<u32> {
         *file_map.entry(index).or_insert_with(|| {
             let fe = hdr.file(index)?;
             let name = attr_str(dwarf, &unit, fe.path_name())?;
@@ -298,7 +298,7 @@ fn parse_unit(
     Some(info)
 }
 
-fn die_ranges(dwarf: &Dwarf<Slice<'_>>, unit: &Unit<Slice<'_>>, entry: &DebuggingInformationEntry<Slice<'_>>) -> Vec<(u64, u64)> {
+fn die_ranges<'a>(dwarf: &Dwarf<Slice<'a>>, unit: &Unit<Slice<'a>>, entry: &DebuggingInformationEntry<Slice<'a>>) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     if let Ok(mut it) = dwarf.die_ranges(unit, entry) {
         while let Ok(Some(r)) = it.next() {
@@ -312,11 +312,11 @@ fn die_ranges(dwarf: &Dwarf<Slice<'_>>, unit: &Unit<Slice<'_>>, entry: &Debuggin
 
 /// The name of a function DIE: its linkage name, else its name, else those of the DIE it refers
 /// to by `DW_AT_abstract_origin`/`DW_AT_specification` (possibly in another unit).
-fn die_name(
-    dwarf: &Dwarf<Slice<'_>>,
+fn die_name<'a>(
+    dwarf: &Dwarf<Slice<'a>>,
     units: &[UnitEntry],
-    unit: &Unit<Slice<'_>>,
-    entry: &DebuggingInformationEntry<Slice<'_>>,
+    unit: &Unit<Slice<'a>>,
+    entry: &DebuggingInformationEntry<Slice<'a>>,
     budget: u32,
 ) -> Option<String> {
     for at in [gimli::DW_AT_linkage_name, gimli::DW_AT_MIPS_linkage_name, gimli::DW_AT_name] {

@@ -30,13 +30,14 @@ pub const EVCHECK_CODE: u32 = 255;
 /// Length of a chain site: `mov r11, imm64; call r11`.
 pub const CHAIN_SITE_LEN: usize = 13;
 
-const KINDS: [JumpKind; 12] = [
+const KINDS: [JumpKind; 13] = [
     JumpKind::Boring,
     JumpKind::Call,
     JumpKind::Ret,
     JumpKind::Syscall,
     JumpKind::ClientReq,
     JumpKind::NoDecode,
+    JumpKind::SigIll,
     JumpKind::SigTrap,
     JumpKind::SigSegv,
     JumpKind::SigFpeIntDiv,
@@ -49,6 +50,11 @@ const KINDS: [JumpKind; 12] = [
 pub fn kind_code(k: JumpKind) -> u32 {
     KINDS.iter().position(|&x| x == k).unwrap() as u32
 }
+
+/// Offsets of rip and rax in the x86-64 Linux `ucontext_t` (uc_mcontext.gregs[REG_RIP/RAX]:
+/// gregs start at byte 40; REG_RAX = 13, REG_RIP = 16).
+const UC_RIP: usize = 40 + 16 * 8;
+const UC_RAX: usize = 40 + 13 * 8;
 
 /// The amd64 host.
 pub struct Amd64Host;
@@ -69,6 +75,21 @@ impl HostArch for Amd64Host {
         let chain_sites = core::mem::take(&mut em.chain_sites);
         let bytes = em.ops.finish().map_err(|e| format!("code emission failed: {e:?}"))?;
         Ok(HostCode { bytes, chain_sites })
+    }
+
+    unsafe fn fault_pc(uc: *const u8) -> usize {
+        // SAFETY: the caller passes a kernel ucontext_t.
+        unsafe { *(uc.add(UC_RIP) as *const usize) }
+    }
+
+    unsafe fn redirect_fault(uc: *mut u8, kind: JumpKind) {
+        // Resume at the assisted-exit entry with the kind code in eax: rbp (guest state) and rsp
+        // (the dispatcher's frame) are as they were in the translation.
+        // SAFETY: the caller passes a kernel ucontext_t of a fault in generated code.
+        unsafe {
+            *(uc.add(UC_RIP) as *mut usize) = dispatch::vg_amd64_xassisted as *const () as usize;
+            *(uc.add(UC_RAX) as *mut u64) = kind_code(kind) as u64;
+        }
     }
 
     fn dispatch_addrs() -> DispatchAddrs {

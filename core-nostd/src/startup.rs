@@ -70,6 +70,9 @@ pub fn main<G: GuestArch, H: HostArch, O: Os, T: Tool>(mut tool: T, si: &StartIn
         }
         crate::dmsg!("Guest {}, host {}, OS {}", G::NAME, H::NAME, O::NAME);
     }
+    if opts.debug_level >= 2 {
+        print_address_space("after loading the client");
+    }
 
     let exit = scheduler::run::<G, H, O, T>(&mut tool, &opts, &img);
 
@@ -87,5 +90,15 @@ pub fn main<G: GuestArch, H: HostArch, O: Os, T: Tool>(mut tool: T, si: &StartIn
     match exit {
         GuestExit::Exit(code) => syscall::exit_group(code),
         GuestExit::Signal(sig) => crate::rt::die_by_signal(sig),
+    }
+}
+
+/// `-d -d`: the address-space manager's segment list, as debug lines.
+fn print_address_space(when: &str) {
+    let mut text = alloc::string::String::new();
+    let _ = crate::aspace::aspace().print(&mut text);
+    crate::dmsg!("Address space {when}:");
+    for line in text.lines() {
+        crate::dmsg!("{line}");
     }
 }

@@ -1,14 +1,15 @@
-//! Differential instruction tests: every lifted instruction form runs natively on the real CPU and
-//! through the lifter + IR interpreter (whole superblocks, and one instruction per block so that
-//! flags go through the thunk helpers instead of the lift-time specialisation), on many random
-//! register, flag, xmm and memory states; all GPRs, the defined arithmetic flags, DF, xmm0-15 and
-//! the memory buffer must agree.
+//! Differential instruction tests: every lifted instruction form runs natively on the real CPU,
+//! through the lifter + IR interpreter, and through the whole JIT (lift, optimise, compile, run
+//! by the dispatcher) — each both with whole superblocks and with one instruction per block, so
+//! that flags go through the thunk helpers instead of the lift-time specialisation — on many
+//! random register, flag, xmm and memory states; all GPRs, the defined arithmetic flags, DF,
+//! xmm0-15 and the memory buffer must agree.
 //!
 //! Forms are written as iced `Code` names with operands (`Add_rm32_r32 esi r12d`), assembled with
 //! iced's block encoder for the snippet address. Operands: register names, `m` / `m+N` for
 //! `[r15 + N]` (r15 always points into the data buffer, rsp into its stack part), integers for
 //! immediates, `@k` for a branch to the k-th instruction, and `db XX YY` for raw bytes.
-//! Executors implement `vg_tests::native::Executor`, so the JIT can be added as a third one.
+//! Executors implement `vg_tests::native::Executor`.
 
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, Instruction, InstructionBlock, MemoryOperand,
@@ -17,8 +18,12 @@ use iced_x86::{
 use std::collections::HashMap;
 use vg_amd64_guest::state::*;
 use vg_amd64_guest::{flags, Amd64};
-use vg_core::arch::{CodeSource, GuestArch, LiftLimits};
+use vg_amd64_host::{fast_index, Amd64Host};
+use vg_core::arch::{CodeSource, GuestArch, HostArch, LiftLimits, RunExit, StateLayout};
+use vg_core::codebuf::ExecMem;
+use vg_core::transtab::FastEntry;
 use vg_ir::interp::{self, HostMemory};
+use vg_ir::opt::OptConfig;
 use vg_ir::JumpKind;
 use vg_tests::native::{CodePage, CpuState, Executor, Native};
 
@@ -664,6 +669,114 @@ impl Executor for Interp {
     }
 }
 
+// ---------------------------------------------------------------- the JIT executor
+
+/// Spill area the back end may use after the state and its two shadows.
+const SPILL_SIZE: u32 = 4096;
+/// Fast lookup table entries (a power of two).
+const FAST_LEN: usize = 64;
+
+/// Lift + optimise + compile + run through the dispatcher, `max_insns` guest instructions per
+/// superblock. Translations live for one `run` (the snippet page is reused by the next form);
+/// direct exits are chained and indirect targets entered in the fast table, as the scheduler
+/// does, so both dispatcher paths are exercised.
+struct Jit {
+    max_insns: usize,
+    code: ExecMem,
+    used: usize,
+    fast: Vec<FastEntry>,
+    /// Guest pc -> host code of this run's translations.
+    trans: HashMap<u64, *const u8>,
+}
+
+impl Jit {
+    fn new(max_insns: usize) -> Jit {
+        Jit {
+            max_insns,
+            code: ExecMem::new(1 << 20).expect("mmap of the code area"),
+            used: 0,
+            fast: vec![FastEntry { guest: u64::MAX, host: 0 }; FAST_LEN],
+            trans: HashMap::new(),
+        }
+    }
+
+    fn layout() -> StateLayout {
+        StateLayout { state_size: STATE_SIZE, spill_offset: 3 * STATE_SIZE, spill_size: SPILL_SIZE }
+    }
+
+    /// The host code for guest `pc`, translating it on first use.
+    fn host_for(&mut self, src: &Snippet, pc: u64) -> Result<*const u8, String> {
+        if let Some(&h) = self.trans.get(&pc) {
+            return Ok(h);
+        }
+        let sb = Amd64::lift(src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
+        let cfg = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, state_size: STATE_SIZE };
+        let sb = vg_ir::opt::optimise(sb, &cfg);
+        let hc = Amd64Host::compile(&sb, &Self::layout(), &Amd64Host::dispatch_addrs())
+            .map_err(|e| format!("compile of the block at {pc:#x} failed: {e}\n{sb}"))?;
+        if self.used + hc.bytes.len() > self.code.len() {
+            return Err("code area full".into());
+        }
+        let at = self.code.write(self.used, &hc.bytes) as *const u8;
+        self.used = (self.used + hc.bytes.len() + 15) & !15;
+        self.trans.insert(pc, at);
+        let k = fast_index(pc, FAST_LEN as u64 - 1) as usize;
+        self.fast[k] = FastEntry { guest: pc, host: at as u64 };
+        Ok(at)
+    }
+}
+
+impl Executor for Jit {
+    fn name(&self) -> String {
+        format!("jit(max_insns={})", self.max_insns)
+    }
+    fn run(&mut self, start: u64, end: u64, cpu: &mut CpuState) -> Result<(), String> {
+        let src = Snippet { start, end };
+        self.used = 0;
+        self.trans.clear();
+        self.fast.fill(FastEntry { guest: u64::MAX, host: 0 });
+        let lay = Self::layout();
+        let mut block = vec![0u128; (lay.spill_offset + lay.spill_size) as usize / 16];
+        // SAFETY: a u128 vector viewed as its bytes.
+        let st = unsafe { std::slice::from_raw_parts_mut(block.as_mut_ptr() as *mut u8, block.len() * 16) };
+        st[..3 * STATE_SIZE as usize].copy_from_slice(&to_guest(cpu, start));
+        for _ in 0..100_000 {
+            let pc = Amd64::pc(st);
+            if pc == end {
+                from_guest(st, cpu);
+                return Ok(());
+            }
+            let entry = self.host_for(&src, pc)?;
+            // SAFETY: `entry` is a translation compiled for this layout; `st` has its full size;
+            // the fast table holds FAST_LEN entries of this run's translations.
+            let exit = unsafe { Amd64Host::run(st.as_mut_ptr(), entry, self.fast.as_ptr() as *const u8, FAST_LEN as u64 - 1) };
+            match exit {
+                RunExit::FastMiss | RunExit::EventCheck => {}
+                RunExit::ChainMe { site } => {
+                    let dst = Amd64::pc(st);
+                    if dst != end {
+                        let target = self.host_for(&src, dst)?;
+                        // SAFETY: `site` is a chain site of a live translation in our RWX area.
+                        unsafe { Amd64Host::chain(site as *mut u8, target) };
+                    }
+                }
+                RunExit::Assisted(JumpKind::Boring | JumpKind::Call | JumpKind::Ret) => {}
+                RunExit::Assisted(kind) => {
+                    let next = Amd64::pc(st);
+                    if next != end {
+                        let bytes = src.code(next, 10);
+                        return Err(format!(
+                            "block at {pc:#x} left with {kind:?} to {next:#x}\n{}",
+                            vg_amd64_guest::describe_undecodable(bytes, next)
+                        ));
+                    }
+                }
+            }
+        }
+        Err("did not reach the end of the snippet".into())
+    }
+}
+
 // ---------------------------------------------------------------- the driver
 
 /// The memory buffer: 16-byte aligned, at a stable address.
@@ -803,7 +916,12 @@ fn instruction_forms_match_the_cpu() {
     let mut page = CodePage::new();
     let mut buf = Buffer(vec![0u128; BUF_LEN / 16]);
     let forms = forms();
-    let mut execs: Vec<Box<dyn Executor>> = vec![Box::new(Interp { max_insns: 50 }), Box::new(Interp { max_insns: 1 })];
+    let mut execs: Vec<Box<dyn Executor>> = vec![
+        Box::new(Interp { max_insns: 50 }),
+        Box::new(Interp { max_insns: 1 }),
+        Box::new(Jit::new(50)),
+        Box::new(Jit::new(1)),
+    ];
     let mut failures: Vec<String> = Vec::new();
     let mut passed = 0;
     for (fi, form) in forms.iter().enumerate() {

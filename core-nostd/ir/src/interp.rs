@@ -8,8 +8,15 @@
 //! undefined):
 //! - Shifts by an amount >= the width: `Shl`/`Shr` give 0, `Sar` fills with the sign bit.
 //!   Front ends mask amounts, so this is undefined behaviour for them to rely on.
-//! - `DivModU`/`DivModS` with a zero divisor or an overflowing quotient give 0 (undefined: front
-//!   ends raise #DE first). Remainders have the dividend's sign (x86 `idiv`).
+//! - `DivModU`/`DivModS` with a zero divisor or a quotient that does not fit the narrow type
+//!   *fault*: the run stops before the statement and returns (the program counter read from the
+//!   guest state at `Superblock::pc_offset`, [`JumpKind::SigFpeIntDiv`]). This is the contract
+//!   the back end meets by executing the host's `div`/`idiv`, which traps on exactly these
+//!   inputs, and the core by reporting the guest's SIGFPE at the pc in the guest state. So a
+//!   front end needs no check of its own, but must `Put` the faulting instruction's address to
+//!   the pc before the division (the optimiser keeps such a `Put`: divisions observe the pc).
+//!   A division whose result is unused may be removed, and its fault with it (as for loads).
+//!   Remainders have the dividend's sign (x86 `idiv`).
 //! - `Clz`/`Ctz` of 0 give the width (undefined for front ends).
 //! - `MinF`/`MaxF` and the packed forms follow SSE: `min(a, b) = if a < b { a } else { b }`,
 //!   `max(a, b) = if a > b { a } else { b }`, so a NaN in either operand or two zeroes give `b`.
@@ -83,6 +90,11 @@ pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, Jum
                 mem.store(atom(&tmp, *addr) as u64, &v.to_le_bytes()[..n]);
             }
             Stmt::WrTmp { dst, e } => {
+                if let Expr::Binop { op, a, b } = e
+                    && div_faults(*op, atom(&tmp, *a), atom(&tmp, *b))
+                {
+                    return (get(state, sb.pc_offset, Ty::I64) as u64, JumpKind::SigFpeIntDiv);
+                }
                 let v = eval(&tmp, e, state, mem);
                 tmp[dst.0 as usize] = v;
             }
@@ -180,6 +192,26 @@ fn eval(tmp: &[u128], e: &Expr, state: &[u8], mem: &mut dyn Memory) -> u128 {
             let a: Vec<u64> = args.iter().map(|x| atom(tmp, *x) as u64).collect();
             (call_helper(callee.addr, &a) & ret.mask()) as u128
         }
+    }
+}
+
+/// Whether `op` is a division that faults on these operands (zero divisor, or a quotient that
+/// does not fit the narrow type).
+fn div_faults(op: Binop, a: u128, b: u128) -> bool {
+    match op {
+        Binop::DivModU(t) => b == 0 || a / b > width_mask(t),
+        Binop::DivModS(t) => {
+            let w = t.bits();
+            let (n, d) = (sx(a, 2 * w), sx(b, w));
+            if d == 0 {
+                return true;
+            }
+            // checked_div fails only for i128::MIN / -1, whose quotient does not fit either.
+            let q = n.checked_div(d);
+            let lim = 1i128 << (w - 1);
+            q.is_none_or(|q| q >= lim || q < -lim)
+        }
+        _ => false,
     }
 }
 
@@ -698,6 +730,36 @@ mod tests {
         assert_eq!((pc, k), (0x1234, JumpKind::Boring));
         assert_eq!(st[16], 13);
         assert_eq!(m.0[8], 13);
+    }
+
+    #[test]
+    fn faulting_division_stops_at_the_pc_in_the_state() {
+        for (op, hi, lo, d) in [
+            (Binop::DivModU(Ty::I64), 0u64, 10u64, 0u64),
+            (Binop::DivModU(Ty::I64), 1, 0, 1),
+            (Binop::DivModS(Ty::I32), u64::MAX, 0x8000_0000, 0xffff_ffff),
+            (Binop::DivModS(Ty::I8), 0xff, 0x80, 0xff),
+        ] {
+            let ty = match op {
+                Binop::DivModU(t) | Binop::DivModS(t) => t,
+                _ => unreachable!(),
+            };
+            let mut sb = Superblock::new(8);
+            sb.put(8, Atom::u64(0x4444));
+            let n = sb.binop(Binop::HiLo(ty), Atom::Const(Const::int(ty, hi)), Atom::Const(Const::int(ty, lo)));
+            let qr = sb.binop(op, n, Atom::Const(Const::int(ty, d)));
+            sb.put(0, qr);
+            sb.put(8, Atom::u64(0x5555));
+            sb.next = Atom::u64(0x1234);
+            let mut st = [0u8; 32];
+            let mut m = Buf(std::vec![], 0);
+            assert_eq!(run(&sb, &mut st, &mut m), (0x4444, JumpKind::SigFpeIntDiv), "{op:?} {hi:#x}:{lo:#x} / {d:#x}");
+            assert_eq!(st[0], 0, "the division's result must not be written");
+        }
+        // The largest quotients that fit do not fault.
+        assert!(!div_faults(Binop::DivModS(Ty::I8), (-128i16 as u16) as u128, 1));
+        assert!(!div_faults(Binop::DivModU(Ty::I64), (1u128 << 64) - 1, 1));
+        assert!(!div_faults(Binop::DivModS(Ty::I64), (-(1i128 << 63)) as u128, 1));
     }
 
     #[test]

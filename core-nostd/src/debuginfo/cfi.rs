@@ -182,13 +182,11 @@ fn index_fdes<'a, S: UnwindSection<Slice<'a>>>(section: &S, bases: &BaseAddresse
     let mut out = Vec::new();
     let mut entries = section.entries(bases);
     while let Ok(Some(entry)) = entries.next() {
-        if let gimli::CieOrFde::Fde(partial) = entry {
-            if let Ok(fde) = partial.parse(S::cie_from_offset) {
-                if fde.len() > 0 {
+        if let gimli::CieOrFde::Fde(partial) = entry
+            && let Ok(fde) = partial.parse(S::cie_from_offset)
+                && fde.len() > 0 {
                     out.push((fde.initial_address(), fde.end_address(), fde.offset()));
                 }
-            }
-        }
     }
     out.sort_unstable();
     out
@@ -318,7 +316,7 @@ fn apply_row(
 /// return address. Refused when rbp does not point into the stack above sp.
 pub fn fp_step(regs: UnwindRegs, stack_top: u64, read_mem: &mut dyn FnMut(u64) -> Option<u64>) -> Option<UnwindRegs> {
     let fp = regs.fp;
-    if fp < regs.sp || fp % 8 != 0 || fp.checked_add(16)? > stack_top {
+    if fp < regs.sp || !fp.is_multiple_of(8) || fp.checked_add(16)? > stack_top {
         return None;
     }
     let pc = read_mem(fp + 8)?;

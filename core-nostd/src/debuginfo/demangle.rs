@@ -19,11 +19,10 @@ pub fn demangle(name: &str, cxx_and_rust: bool) -> Cow<'_, str> {
         // `{:#}` drops the legacy scheme's hash suffix.
         return Cow::Owned(format!("{d:#}"));
     }
-    if name.starts_with("_Z") {
-        if let Some(s) = demangle_cxx(name) {
+    if name.starts_with("_Z")
+        && let Some(s) = demangle_cxx(name) {
             return Cow::Owned(s);
         }
-    }
     Cow::Borrowed(name)
 }
 

@@ -320,11 +320,10 @@ fn die_name<'a>(
     budget: u32,
 ) -> Option<String> {
     for at in [gimli::DW_AT_linkage_name, gimli::DW_AT_MIPS_linkage_name, gimli::DW_AT_name] {
-        if let Some(v) = entry.attr_value(at) {
-            if let Some(s) = attr_str(dwarf, unit, v) {
+        if let Some(v) = entry.attr_value(at)
+            && let Some(s) = attr_str(dwarf, unit, v) {
                 return Some(s);
             }
-        }
     }
     if budget == 0 {
         return None;
@@ -363,7 +362,7 @@ fn line_at(info: &UnitInfo, svma: u64) -> Option<(Option<u32>, u32)> {
 
 fn frames_in_unit(info: &UnitInfo, svma: u64) -> Vec<SrcFrame> {
     let loc = line_at(info, svma);
-    let func = info.funcs.iter().filter(|f| covers(&f.ranges, svma)).last();
+    let func = info.funcs.iter().rfind(|f| covers(&f.ranges, svma));
     let mut chain: Vec<&InlineEntry> = func
         .map(|f| f.inlined.iter().filter(|i| covers(&i.ranges, svma)).collect())
         .unwrap_or_default();

@@ -2,6 +2,7 @@
 //! mapping; its file is read and parsed the first time an address in it is asked about, so start-up
 //! does not pay for objects nobody asks about. Describes code addresses as source frames.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -15,7 +16,7 @@ use super::stacktrace::FrameDesc;
 #[derive(Debug)]
 enum Slot {
     NotLoaded,
-    Loaded(DebugObject),
+    Loaded(Box<DebugObject>),
     /// Unreadable or not ELF: only the path is known.
     Failed,
 }
@@ -58,7 +59,7 @@ impl DebugInfo {
     pub fn add_loaded(&mut self, obj: DebugObject, ranges: &[(u64, u64)]) {
         let path = String::from(obj.path());
         let ranges = ranges.iter().map(|&(s, e)| (s, e, 0)).collect();
-        self.objects.push(Mapped { path, ranges, slot: Slot::Loaded(obj) });
+        self.objects.push(Mapped { path, ranges, slot: Slot::Loaded(Box::new(obj)) });
     }
 
     /// Forgets the parts of objects inside `[avma, avma+len)`; objects left with no range go.
@@ -87,7 +88,7 @@ impl DebugInfo {
         if let Slot::NotLoaded = m.slot {
             let (start, _, off) = m.ranges[0];
             m.slot = match DebugObject::load(reader, &m.path, &root, |info| info.bias_for_mapping(off, start)) {
-                Some(o) => Slot::Loaded(o),
+                Some(o) => Slot::Loaded(Box::new(o)),
                 None => Slot::Failed,
             };
         }
@@ -148,11 +149,10 @@ impl DebugInfo {
         read_mem: &mut dyn FnMut(u64) -> Option<u64>,
     ) -> Option<UnwindRegs> {
         let lookup_pc = if innermost { regs.pc } else { regs.pc.wrapping_sub(1) };
-        if let Some(obj) = self.object_at(reader, lookup_pc) {
-            if let Some(next) = obj.unwind_step(regs, innermost, read_mem) {
+        if let Some(obj) = self.object_at(reader, lookup_pc)
+            && let Some(next) = obj.unwind_step(regs, innermost, read_mem) {
                 return Some(next);
             }
-        }
         fp_step(regs, stack_top, read_mem)
     }
 }

@@ -92,6 +92,13 @@ fn o0_symbols_and_lines() {
         seen |= f.line == want;
     }
     assert!(seen, "no address of main maps to line {want}");
+
+    // Load bias of a PIE mapped at `base`: its text segment's page mapped at base + vaddr.
+    let seg = *obj.info().segments.iter().find(|s| s.flags & 1 != 0).expect("text segment");
+    let base = 0x5555_5555_0000u64;
+    let page_off = seg.offset & !0xfff;
+    assert_eq!(obj.info().bias_for_mapping(page_off, base + (seg.vaddr & !0xfff)), Some(base));
+    assert_eq!(obj.info().bias_for_mapping(1 << 40, base), None);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -114,8 +114,10 @@ pub fn parse_suppressions(text: &str, file: &str) -> Result<Vec<Suppression>, Su
             file: String::from(file),
             line: name_line,
         };
+        let mut last = kn;
         loop {
-            let (ln, l) = lines.next().ok_or(err(kn, "missing '}'"))?;
+            let (ln, l) = lines.next().ok_or(err(last, "missing '}'"))?;
+            last = ln;
             if l == "}" {
                 break;
             }

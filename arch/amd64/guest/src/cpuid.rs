@@ -1,9 +1,9 @@
 //! The emulated CPUID and RDTSC: dirty helpers that write the guest's rax/rbx/rcx/rdx.
 //!
 //! CPUID advertises only what the lifter handles, so that libc's ifunc resolvers pick code we
-//! can run: an Intel-like vendor with fpu, tsc, cx8, cmov, mmx, fxsr, sse and sse2 (no SSE3 and
-//! later, no AVX, no XSAVE/OSXSAVE), structured-extended leaf 7 all zero, and the long-mode
-//! extended leaves (lm, lahf/sahf, syscall, nx). Cache geometry comes from leaf 4 (leaf 2 says so
+//! can run: an Intel-like vendor with fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2, cx16 and popcnt
+//! (no SSE3 and later, no AVX, no XSAVE/OSXSAVE), structured-extended leaf 7 all zero, and the
+//! long-mode extended leaves (lm, lahf/sahf, lzcnt, syscall, nx). Cache geometry comes from leaf 4 (leaf 2 says so
 //! with descriptor 0xff) so that libc's string functions get sensible thresholds.
 
 use crate::state::{off_gpr, RAX, RBX, RCX, RDX};
@@ -13,9 +13,9 @@ use vg_ir::Callee;
 const LEAVES: &[(u32, Option<u32>, [u32; 4])] = &[
     // Highest basic leaf 7; "GenuineIntel" in ebx, edx, ecx.
     (0, None, [7, 0x756e_6547, 0x6c65_746e, 0x4965_6e69]),
-    // Family 6 model 0x3c stepping 3; clflush 64 bytes, 1 logical CPU; edx feature bits:
-    // fpu(0) tsc(4) cx8(8) cmov(15) clflush(19) mmx(23) fxsr(24) sse(25) sse2(26).
-    (1, None, [0x0003_06c3, 0x0001_0800, 0, (1 << 0) | (1 << 4) | (1 << 8) | (1 << 15) | (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26)]),
+    // Family 6 model 0x3c stepping 3; clflush 64 bytes, 1 logical CPU; ecx: cx16(13)
+    // popcnt(23); edx: fpu(0) tsc(4) cx8(8) cmov(15) clflush(19) mmx(23) fxsr(24) sse(25) sse2(26).
+    (1, None, [0x0003_06c3, 0x0001_0800, (1 << 13) | (1 << 23), (1 << 0) | (1 << 4) | (1 << 8) | (1 << 15) | (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26)]),
     // One round, descriptor 0xff: "use leaf 4".
     (2, None, [0x0000_ff01, 0, 0, 0]),
     // Deterministic cache parameters: L1d 32K, L1i 32K, L2 256K, L3 8M, 64-byte lines.
@@ -24,8 +24,8 @@ const LEAVES: &[(u32, Option<u32>, [u32; 4])] = &[
     (4, Some(2), [0x0000_0143, (7 << 22) | 63, 511, 0]),
     (4, Some(3), [0x0000_0163, (15 << 22) | 63, 8191, 0]),
     (0x8000_0000, None, [0x8000_0008, 0, 0, 0]),
-    // lahf_lm (ecx 0); syscall (edx 11), nx (20), lm (29).
-    (0x8000_0001, None, [0, 0, 1, (1 << 11) | (1 << 20) | (1 << 29)]),
+    // lahf_lm (ecx 0), abm = lzcnt (ecx 5); syscall (edx 11), nx (20), lm (29).
+    (0x8000_0001, None, [0, 0, 1 | (1 << 5), (1 << 11) | (1 << 20) | (1 << 29)]),
     // Brand string "Synthetic amd64 CPU (vg-rs)", 48 bytes NUL-padded.
     (0x8000_0002, None, [0x746e_7953, 0x6974_6568, 0x6d61_2063, 0x2034_3664]),
     (0x8000_0003, None, [0x2055_5043, 0x2d67_7628, 0x0029_7372, 0]),

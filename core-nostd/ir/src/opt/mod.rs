@@ -15,9 +15,10 @@
 //! - an `Exit`, for every slot except the program counter (a taken exit writes the pc);
 //! - a `Dirty` helper, for the ranges it declares in `reads_state`;
 //! - the end of the block, for every slot except the program counter;
-//! - a memory access (`Load`, `Store`, `Cas`, `Dirty`), for the program counter and the stack
-//!   pointer only: they must be exact wherever a fault, or a tool's helper taking a stack trace,
-//!   may look at them. Other registers may be stale at memory accesses.
+//! - a memory access (`Load`, `Store`, `Cas`, `Dirty`) or an integer division (`DivModU`,
+//!   `DivModS`, which fault on a zero divisor or an overflowing quotient), for the program counter
+//!   and the stack pointer only: they must be exact wherever a fault, or a tool's helper taking a
+//!   stack trace, may look at them. Other registers may be stale there.
 //!
 //! `CCall`s read only their arguments and are no barrier. A `Dirty` helper is trusted to touch
 //! exactly the state it declares (`reads_state`/`writes_state`), even when given the state
@@ -33,7 +34,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::hash::{Hash, Hasher};
 
-use crate::{Atom, Expr, Stmt, Superblock, Ty, Unop};
+use crate::{Atom, Binop, Expr, Stmt, Superblock, Ty, Unop};
 pub use check::typecheck;
 use fold::{Ctx, NO_DEF, simplify};
 
@@ -428,7 +429,7 @@ fn backward(sb: &mut Superblock, cfg: &OptConfig) {
     ow.set(pc, ADDR_BYTES);
     let temps = &sb.temps;
     for s in sb.stmts.iter_mut().rev() {
-        let memory_access = match s {
+        let may_fault = match s {
             Stmt::WrTmp { dst, e } => {
                 if !live[dst.0 as usize] {
                     *s = Stmt::NoOp;
@@ -437,7 +438,14 @@ fn backward(sb: &mut Superblock, cfg: &OptConfig) {
                 if let Expr::Get { off, ty } = *e {
                     ow.clear(off, ty.bytes());
                 }
-                matches!(e, Expr::Load { .. })
+                matches!(
+                    e,
+                    Expr::Load { .. }
+                        | Expr::Binop {
+                            op: Binop::DivModU(_) | Binop::DivModS(_),
+                            ..
+                        }
+                )
             }
             Stmt::Put { off, val } => {
                 let len = atom_ty(temps, *val).bytes();
@@ -467,7 +475,7 @@ fn backward(sb: &mut Superblock, cfg: &OptConfig) {
             Stmt::Store { .. } | Stmt::Cas { .. } => true,
             Stmt::IMark { .. } | Stmt::Fence(_) | Stmt::NoOp => false,
         };
-        if memory_access {
+        if may_fault {
             ow.clear(pc, ADDR_BYTES);
             ow.clear(sp, ADDR_BYTES);
         }

@@ -234,6 +234,38 @@ fn removes_the_flag_thunk() {
 }
 
 #[test]
+fn divisions_keep_the_pc_and_sp() {
+    // The pc Put before a division survives (the host's div faults and the core reads the pc
+    // from the state); other registers' Puts do not; a pc Put with no division after it dies.
+    let mut sb = Superblock::new(PC);
+    let d = sb.get(0, I64);
+    sb.put(PC, k64(0x10));
+    sb.put(SP, k64(0x7000));
+    sb.put(16, k64(1));
+    let n = sb.binop(Binop::HiLo(I64), k64(0), k64(100));
+    let qr = sb.binop(Binop::DivModU(I64), n, d);
+    let q = sb.unop(Unop::Trunc(Ty::I128, I64), qr);
+    sb.put(PC, k64(0x13));
+    sb.put(SP, k64(0x7008));
+    sb.put(16, q);
+    sb.put(PC, k64(0x16));
+    sb.next = k64(0x20);
+    assert_eq!(
+        opt_lines(sb),
+        [
+            "t0 = GET:I64(0)",
+            "PUT(128) = 0x10:I64",
+            "PUT(32) = 0x7000:I64",
+            "t2 = DivModU128to64(0x64:I128,t0)",
+            "t3 = 128to64(t2)",
+            "PUT(32) = 0x7008:I64",
+            "PUT(16) = t3",
+            "next 0x20:I64; Boring",
+        ]
+    );
+}
+
+#[test]
 fn barriers_keep_puts_alive() {
     let mut sb = Superblock::new(PC);
     let g = sb.get(0, Ty::I64);

@@ -11,7 +11,7 @@ use crate::state::*;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use iced_x86::{Mnemonic as M, OpKind, Register};
+use iced_x86::{Code, Mnemonic as M, OpKind, Register};
 use vg_ir::*;
 
 impl Lifter {
@@ -45,6 +45,11 @@ impl Lifter {
             M::Shld | M::Shrd => self.shift_double(m == M::Shld),
             M::Bt | M::Bts | M::Btr | M::Btc => self.bit_test(m),
             M::Bsf | M::Bsr => self.bit_scan(m == M::Bsf),
+            M::Tzcnt | M::Lzcnt => self.count_zeros(m == M::Tzcnt),
+            M::Popcnt => self.popcnt(),
+            M::Cmpxchg8b | M::Cmpxchg16b => self.cmpxchg_wide(m == M::Cmpxchg16b),
+            M::Enter => self.enter(),
+            M::Loop | M::Loope | M::Loopne => self.loop_insn(m),
             M::Bswap => {
                 let ty = self.op_ty(0);
                 let v = self.read_op(0, ty)?;
@@ -152,11 +157,20 @@ impl Lifter {
             M::Pushf | M::Pushfq => self.pushf(),
             M::Popf | M::Popfq => self.popf(),
             M::Syscall => {
+                // The instruction itself clobbers rcx (return address) and r11 (rflags).
+                let f = self.rflags_image();
+                self.put_gpr64(11, f);
+                self.put_gpr64(RCX, Atom::u64(self.next_ip()));
                 self.sb.put(OFF_IP_AT_SYSCALL, Atom::u64(self.addr()));
                 Some(Outcome::End(Atom::u64(self.next_ip()), JumpKind::Syscall))
             }
             M::Int3 => Some(Outcome::End(Atom::u64(self.next_ip()), JumpKind::SigTrap)),
-            M::Hlt => Some(Outcome::End(Atom::u64(self.addr()), JumpKind::SigSegv)),
+            // Defined to raise #UD: SIGILL at the instruction, no "unhandled" report.
+            M::Ud0 | M::Ud1 | M::Ud2 => Some(Outcome::End(Atom::u64(self.addr()), JumpKind::SigIll)),
+            // Privileged in user mode (#GP): SIGSEGV at the instruction.
+            M::Hlt | M::Cli | M::Sti | M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => {
+                Some(Outcome::End(Atom::u64(self.addr()), JumpKind::SigSegv))
+            }
             M::Pause => Some(Outcome::End(Atom::u64(self.next_ip()), JumpKind::Yield)),
             M::Lfence | M::Sfence | M::Mfence => {
                 self.sb.stmts.push(Stmt::Fence(Fence::Full));
@@ -343,16 +357,10 @@ impl Lifter {
         } else {
             (self.get_reg(dx_reg(ty)), self.get_reg(acc_reg(ty)))
         };
-        // #DE check first (zero divisor or a quotient that does not fit).
-        let args = vec![
-            Atom::u64(signed as u64 | ((ty.bytes() as u64) << 8)),
-            self.sb.zext(hi, Ty::I64),
-            self.sb.zext(lo, Ty::I64),
-            self.sb.zext(d, Ty::I64),
-        ];
-        let bad = self.sb.ccall(helpers::div_fault_callee(), Ty::I64, args);
-        let bad = self.sb.binop(Binop::CmpNE(Ty::I64), bad, Atom::u64(0));
-        self.sb.exit(bad, self.addr(), JumpKind::SigFpeIntDiv);
+        // No check: the host's div/idiv in generated code faults exactly when the guest's would
+        // (#DE: zero divisor or a quotient that does not fit), and the core reports it at the pc
+        // found in the guest state, so the pc must be exact at the division.
+        self.sb.put(OFF_RIP, Atom::u64(self.addr()));
         let n = self.sb.binop(Binop::HiLo(ty), hi, lo);
         let qr = self.sb.binop(if signed { Binop::DivModS(ty) } else { Binop::DivModU(ty) }, n, d);
         let q = self.sb.unop(Unop::Trunc(ty.double(), ty), qr);
@@ -592,6 +600,142 @@ impl Lifter {
         Some(Outcome::Next)
     }
 
+    /// tzcnt/lzcnt: the operand width for a zero source; CF = source zero, ZF = result zero
+    /// (the other arithmetic flags are undefined; they are cleared).
+    fn count_zeros(&mut self, trailing: bool) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let src = self.read_op(1, ty)?;
+        let wt = if ty == Ty::I64 { Ty::I64 } else { Ty::I32 };
+        let s = self.sb.zext(src, wt);
+        let zero = self.sb.binop(Binop::CmpEQ(wt), s, Atom::Const(Const::int(wt, 0)));
+        let n = if trailing {
+            self.sb.unop(Unop::Ctz(wt), s)
+        } else {
+            let c = self.sb.unop(Unop::Clz(wt), s);
+            let extra = (wt.bits() - ty.bits()) as u64;
+            self.sb.binop(Binop::Sub(wt), c, Atom::Const(Const::int(wt, extra)))
+        };
+        let r = self.sb.ite(zero, Atom::Const(Const::int(wt, ty.bits() as u64)), n);
+        let r = self.sb.zext(r, ty);
+        self.put_reg(self.ins.op_register(0), r);
+        let rz = self.sb.binop(Binop::CmpEQ(ty), r, Atom::Const(Const::int(ty, 0)));
+        let cf = self.sb.zext(zero, Ty::I64);
+        let zf = self.sb.zext(rz, Ty::I64);
+        let zf = self.sb.binop(Binop::Shl(Ty::I64), zf, Atom::u8(6));
+        let f = self.sb.binop(Binop::Or(Ty::I64), cf, zf);
+        self.set_flags_copy(f);
+        Some(Outcome::Next)
+    }
+
+    /// popcnt: ZF = source zero, the other arithmetic flags cleared.
+    fn popcnt(&mut self) -> Option<Outcome> {
+        let ty = self.op_ty(0);
+        let src = self.read_op(1, ty)?;
+        let wt = if ty == Ty::I64 { Ty::I64 } else { Ty::I32 };
+        let s = self.sb.zext(src, wt);
+        let n = self.sb.unop(Unop::Popcnt(wt), s);
+        let r = self.sb.zext(n, ty);
+        self.put_reg(self.ins.op_register(0), r);
+        let zero = self.sb.binop(Binop::CmpEQ(wt), s, Atom::Const(Const::int(wt, 0)));
+        let zf = self.sb.zext(zero, Ty::I64);
+        let zf = self.sb.binop(Binop::Shl(Ty::I64), zf, Atom::u8(6));
+        self.set_flags_copy(zf);
+        Some(Outcome::Next)
+    }
+
+    /// cmpxchg8b/16b: compare rdx:rax (edx:eax) with the memory operand; equal: store rcx:rbx,
+    /// ZF = 1; otherwise load it into rdx:rax, ZF = 0. Memory is written either way (as the
+    /// locked cycle does). cmpxchg16b needs a 16-byte aligned operand (#GP otherwise).
+    fn cmpxchg_wide(&mut self, wide: bool) -> Option<Outcome> {
+        if self.ins.op_kind(0) != OpKind::Memory {
+            return None;
+        }
+        let ty = if wide { Ty::I64 } else { Ty::I32 };
+        let n = ty.bytes() as u64;
+        let a = self.ea();
+        if wide {
+            let mis = self.sb.binop(Binop::And(Ty::I64), a, Atom::u64(15));
+            let mis = self.sb.binop(Binop::CmpNE(Ty::I64), mis, Atom::u64(0));
+            self.sb.exit(mis, self.addr(), JumpKind::SigSegv);
+        }
+        let a_hi = self.sb.binop(Binop::Add(Ty::I64), a, Atom::u64(n));
+        let lo = self.sb.load(ty, a);
+        let hi = self.sb.load(ty, a_hi);
+        let (rax, rdx) = (self.get_gpr64(RAX), self.get_gpr64(RDX));
+        let (rbx, rcx) = (self.get_gpr64(RBX), self.get_gpr64(RCX));
+        let [eax, edx, ebx, ecx] = [rax, rdx, rbx, rcx].map(|r| self.sb.zext(r, ty));
+        let eq_lo = self.sb.binop(Binop::CmpEQ(ty), lo, eax);
+        let eq_hi = self.sb.binop(Binop::CmpEQ(ty), hi, edx);
+        let eq = self.sb.binop(Binop::And(Ty::I1), eq_lo, eq_hi);
+        let new_lo = self.sb.ite(eq, ebx, lo);
+        let new_hi = self.sb.ite(eq, ecx, hi);
+        self.sb.store(a, new_lo);
+        self.sb.store(a_hi, new_hi);
+        // rdx:rax is written only on failure (so 32-bit halves keep their upper bits on success).
+        let lo64 = self.sb.zext(lo, Ty::I64);
+        let hi64 = self.sb.zext(hi, Ty::I64);
+        let nrax = self.sb.ite(eq, rax, lo64);
+        let nrdx = self.sb.ite(eq, rdx, hi64);
+        self.put_gpr64(RAX, nrax);
+        self.put_gpr64(RDX, nrdx);
+        let old = self.rflags_all();
+        let old = self.sb.binop(Binop::And(Ty::I64), old, Atom::u64(!ZF));
+        let z = self.sb.zext(eq, Ty::I64);
+        let z = self.sb.binop(Binop::Shl(Ty::I64), z, Atom::u8(6));
+        let f = self.sb.binop(Binop::Or(Ty::I64), old, z);
+        self.set_flags_copy(f);
+        Some(Outcome::Next)
+    }
+
+    /// enter size, level (64-bit operand size): push rbp, copy `level - 1` outer frame
+    /// pointers, push the new frame pointer if `level > 0`, then reserve `size` bytes.
+    fn enter(&mut self) -> Option<Outcome> {
+        if self.ins.code() != Code::Enterq_imm16_imm8 {
+            return None;
+        }
+        let size = self.ins.immediate16() as u64;
+        let level = self.ins.immediate8_2nd() & 31;
+        let rbp = self.get_gpr64(RBP);
+        let rsp = self.get_gpr64(RSP);
+        let mut sp = self.sb.binop(Binop::Sub(Ty::I64), rsp, Atom::u64(8));
+        self.sb.store(sp, rbp);
+        let frame = sp;
+        let mut bp = rbp;
+        for _ in 1..level {
+            bp = self.sb.binop(Binop::Sub(Ty::I64), bp, Atom::u64(8));
+            let v = self.sb.load(Ty::I64, bp);
+            sp = self.sb.binop(Binop::Sub(Ty::I64), sp, Atom::u64(8));
+            self.sb.store(sp, v);
+        }
+        if level > 0 {
+            sp = self.sb.binop(Binop::Sub(Ty::I64), sp, Atom::u64(8));
+            self.sb.store(sp, frame);
+        }
+        self.put_gpr64(RBP, frame);
+        let sp = self.sb.binop(Binop::Sub(Ty::I64), sp, Atom::u64(size));
+        self.put_gpr64(RSP, sp);
+        Some(Outcome::Next)
+    }
+
+    /// loop/loope/loopne with rcx as the counter (the ecx form, address-size prefixed, is not
+    /// lifted). Flags are not changed.
+    fn loop_insn(&mut self, m: M) -> Option<Outcome> {
+        if !matches!(self.ins.code(), Code::Loop_rel8_64_RCX | Code::Loope_rel8_64_RCX | Code::Loopne_rel8_64_RCX) {
+            return None;
+        }
+        let c = self.get_gpr64(RCX);
+        let c = self.sb.binop(Binop::Sub(Ty::I64), c, Atom::u64(1));
+        self.put_gpr64(RCX, c);
+        let mut take = self.sb.binop(Binop::CmpNE(Ty::I64), c, Atom::u64(0));
+        if m != M::Loop {
+            // loope continues while ZF = 1, loopne while ZF = 0.
+            let z = self.cond(if m == M::Loope { 4 } else { 5 });
+            take = self.sb.binop(Binop::And(Ty::I1), take, z);
+        }
+        self.sb.exit(take, self.ins.near_branch_target(), JumpKind::Boring);
+        Some(Outcome::Next)
+    }
+
     fn xchg(&mut self) -> Option<Outcome> {
         let ty = self.op_ty(0);
         let a = self.read_op(0, ty)?;
@@ -724,7 +868,8 @@ impl Lifter {
         Some(Outcome::Next)
     }
 
-    fn pushf(&mut self) -> Option<Outcome> {
+    /// The full rflags image as pushf and syscall see it (I64).
+    fn rflags_image(&mut self) -> Atom {
         let f = self.rflags_all();
         let d = self.sb.get(OFF_DFLAG, Ty::I64);
         let dn = self.sb.binop(Binop::CmpNE(Ty::I64), d, Atom::u64(1));
@@ -737,7 +882,11 @@ impl Lifter {
         v = self.sb.binop(Binop::Or(Ty::I64), v, id);
         v = self.sb.binop(Binop::Or(Ty::I64), v, ac);
         // Bit 1 is always set and user code always runs with interrupts enabled (IF).
-        v = self.sb.binop(Binop::Or(Ty::I64), v, Atom::u64(0x202));
+        self.sb.binop(Binop::Or(Ty::I64), v, Atom::u64(0x202))
+    }
+
+    fn pushf(&mut self) -> Option<Outcome> {
+        let v = self.rflags_image();
         let v = if self.ins.mnemonic() == M::Pushf { self.sb.zext(v, Ty::I16) } else { v };
         self.push_val(v);
         Some(Outcome::Next)

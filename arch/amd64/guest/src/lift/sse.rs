@@ -275,6 +275,31 @@ impl Lifter {
                 self.put_reg(self.ins.op_register(0), w);
                 Some(Outcome::Next)
             }
+            M::Pinsrw => {
+                // Replace word `imm & 7`: edit the 64-bit half that holds it.
+                let w = match self.ins.op_kind(1) {
+                    OpKind::Register => {
+                        let r = self.get_reg(self.ins.op_register(1));
+                        self.sb.zext(r, Ty::I16)
+                    }
+                    _ => self.read_op(1, Ty::I16)?,
+                };
+                let k = self.ins.immediate(2) as u8 & 7;
+                let off = self.xoff(0);
+                let v = self.sb.get(off, Ty::V128);
+                let lo = self.sb.unop(Unop::V128to64, v);
+                let hi = self.sb.unop(Unop::V128HIto64, v);
+                let half = if k < 4 { lo } else { hi };
+                let sh = (k % 4) * 16;
+                let keep = self.sb.binop(Binop::And(Ty::I64), half, Atom::u64(!(0xffffu64 << sh)));
+                let w64 = self.sb.zext(w, Ty::I64);
+                let w64 = self.sb.binop(Binop::Shl(Ty::I64), w64, Atom::u8(sh));
+                let half = self.sb.binop(Binop::Or(Ty::I64), keep, w64);
+                let (lo, hi) = if k < 4 { (half, hi) } else { (lo, half) };
+                let r = self.sb.binop(Binop::HiLo64toV128, hi, lo);
+                self.sb.put(off, r);
+                Some(Outcome::Next)
+            }
             M::Shufps => self.shufps(),
             M::Shufpd => {
                 let imm = self.ins.immediate(2);

@@ -57,6 +57,52 @@ pub trait GuestArch {
     /// Read the program counter / stack pointer.
     fn pc(state: &[u8]) -> u64;
     fn sp(state: &[u8]) -> u64;
+
+    /// Point the pc back at the system-call instruction just executed (the number register
+    /// still holds the call's number), so that the call is made again: SA_RESTART.
+    fn restart_syscall(state: &mut [u8]);
+
+    /// Bytes a signal frame may take below the stack pointer it is built under (red zone,
+    /// alignment, extended state and the frame itself); the core checks that much is writable.
+    const SIGFRAME_MAX: u64;
+    /// Build the kernel's signal frame for `d` below `d.sp` in guest memory and set the state up
+    /// to enter the handler (arguments, stack pointer, pc, cleared direction flag).
+    ///
+    /// # Safety
+    /// `[d.sp - SIGFRAME_MAX, d.sp)` must be writable client memory.
+    unsafe fn push_signal_frame(state: &mut [u8], d: &SigDelivery);
+    /// rt_sigreturn: restore the registers from the frame at the stack pointer and return what
+    /// the core restores itself (mask, alternate stack). `readable(addr, len)` vets every read.
+    fn pop_signal_frame(state: &mut [u8], readable: &dyn Fn(u64, u64) -> bool) -> Option<SigRestored>;
+}
+
+/// Size of the kernel's `siginfo_t`.
+pub const SIGINFO_SIZE: usize = 128;
+
+/// A signal to deliver to a guest handler, as the core decided it.
+#[derive(Clone, Copy, Debug)]
+pub struct SigDelivery {
+    pub signo: i32,
+    /// The `siginfo_t` the handler gets (SA_SIGINFO) and the frame holds.
+    pub info: [u8; SIGINFO_SIZE],
+    pub handler: u64,
+    pub restorer: u64,
+    /// The mask rt_sigreturn restores (the one in force when the signal arrived).
+    pub saved_mask: u64,
+    /// Build the frame below this address (the interrupted stack pointer, or the top of the
+    /// alternate stack).
+    pub sp: u64,
+    /// Whether `sp` is the top of the alternate stack (no red zone to skip).
+    pub on_altstack: bool,
+    /// The alternate-stack record saved in the frame (`uc_stack`: sp, flags, size).
+    pub altstack: (u64, i32, u64),
+}
+
+/// What rt_sigreturn gives back to the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigRestored {
+    pub mask: u64,
+    pub altstack: (u64, i32, u64),
 }
 
 /// Addresses of the dispatcher's entry points that generated code jumps to on exit.
@@ -165,6 +211,12 @@ pub enum SyscallOutcome {
     ExitThread(i32),
     /// The whole process exits with this status.
     ExitGroup(i32),
+    /// rt_sigreturn: the guest state (and the mask) were restored from the frame; the pc is
+    /// the interrupted one, no result register to write.
+    SigReturn,
+    /// A new thread in this process (clone with CLONE_THREAD): the scheduler creates it and
+    /// returns its tid (or -errno) to the parent.
+    NewThread { flags: u64, stack: u64, parent_tid: u64, child_tid: u64, tls: u64 },
 }
 
 /// The operating-system layer: how a guest system call is carried out.
@@ -174,4 +226,9 @@ pub trait Os {
     /// Carry out system call `nr` with `args` for a guest of architecture `G` whose state is
     /// `state` (which the call may change, e.g. the TLS base for arch_prctl).
     fn syscall<G: GuestArch>(state: &mut [u8], nr: u64, args: [u64; 6]) -> SyscallOutcome;
+    /// Whether call `nr`, interrupted by a signal whose handler has SA_RESTART, is restarted
+    /// (otherwise it fails with EINTR whatever the flag: poll, nanosleep, ...).
+    fn restartable(nr: u64) -> bool;
+    /// The process is ending normally (`--track-fds=yes` reports, ...).
+    fn fini();
 }

@@ -38,5 +38,6 @@ pub mod scheduler;
 pub mod signals;
 pub mod startup;
 pub mod syscall;
+pub mod threads;
 pub mod translate;
 pub mod transtab;

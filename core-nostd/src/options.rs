@@ -48,7 +48,18 @@ pub struct CoreOptions {
     pub smc_check: SmcCheck,
     /// `--stats=yes`: print arena and translation figures at exit.
     pub stats: bool,
-    /// The options exactly as given, for `-v`'s listing.
+    /// `--fair-sched=yes`: threads take the big lock in arrival order (a ticket lock).
+    pub fair_sched: bool,
+    /// `--trace-children=yes`: run exec'd programs under the tool too.
+    pub trace_children: bool,
+    /// `--trace-children-skip=patt1,patt2`: exec'd programs matching one of these (`*` and `?`
+    /// wildcards) run natively even with `--trace-children=yes`.
+    pub trace_children_skip: Vec<String>,
+    /// `--child-silent-after-fork=yes`: a forked child prints nothing.
+    pub child_silent_after_fork: bool,
+    /// `--track-fds=yes`: list the open file descriptors at exit.
+    pub track_fds: bool,
+    /// The options exactly as given, for `-v`'s listing and for `--trace-children=yes`.
     pub given: Vec<String>,
 }
 
@@ -63,9 +74,42 @@ impl Default for CoreOptions {
             max_insns: 50,
             smc_check: SmcCheck::AllNonFile,
             stats: false,
+            fair_sched: false,
+            trace_children: false,
+            trace_children_skip: Vec::new(),
+            child_silent_after_fork: false,
+            track_fds: false,
             given: Vec::new(),
         }
     }
+}
+
+static CURRENT: spin::Once<CoreOptions> = spin::Once::new();
+
+/// Record the options of this run (once, when the guest starts) for the parts of the core that
+/// need them later (exec with `--trace-children`, fork).
+pub fn set_current(o: &CoreOptions) {
+    CURRENT.call_once(|| o.clone());
+}
+
+/// The options of this run (the defaults before [`set_current`]).
+pub fn current() -> &'static CoreOptions {
+    static DEFAULT: spin::Once<CoreOptions> = spin::Once::new();
+    CURRENT.get().unwrap_or_else(|| DEFAULT.call_once(CoreOptions::default))
+}
+
+/// Whether `name` matches the wildcard pattern `pat` (`*` any run, `?` one character).
+pub fn wildcard_match(pat: &str, name: &str) -> bool {
+    fn m(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    m(pat.as_bytes(), name.as_bytes())
 }
 
 /// What the command line asks for.
@@ -178,6 +222,19 @@ pub fn parse<T: Tool>(args: &[&str], tool: &mut T, pid: i32, envp: &[&str]) -> R
                 }
             }
             ("--stats", Some(v)) => o.stats = parse_bool(arg, v)?,
+            ("--fair-sched", Some(v)) => {
+                o.fair_sched = match v {
+                    "yes" | "try" => true,
+                    "no" => false,
+                    _ => return Err(OptError::Unknown(arg.to_string())),
+                }
+            }
+            ("--trace-children", Some(v)) => o.trace_children = parse_bool(arg, v)?,
+            ("--trace-children-skip", Some(v)) => {
+                o.trace_children_skip = v.split(',').filter(|p| !p.is_empty()).map(String::from).collect()
+            }
+            ("--child-silent-after-fork", Some(v)) => o.child_silent_after_fork = parse_bool(arg, v)?,
+            ("--track-fds", Some(v)) => o.track_fds = parse_bool(arg, v)?,
             _ => match tool.process_option(arg) {
                 OptionResult::Taken => {}
                 OptionResult::Unknown => return Err(OptError::Unknown(arg.to_string())),
@@ -211,6 +268,12 @@ pub fn usage<T: Tool>(tool: &T) -> String {
          \x20                             check for self-modifying code: none, only on the\n\
          \x20                             stack, all code, all code but file-backed [all-non-file]\n\
          \x20   --stats=no|yes            show arena and translation statistics at exit [no]\n\
+         \x20   --trace-children=no|yes   Valgrind-ise child processes (follow execve)? [no]\n\
+         \x20   --trace-children-skip=patt1,patt2,...    specifies a list of executables\n\
+         \x20                             that --trace-children=yes should not trace into\n\
+         \x20   --child-silent-after-fork=no|yes  omit child output between fork & exec? [no]\n\
+         \x20   --track-fds=no|yes        track open file descriptors? [no]\n\
+         \x20   --fair-sched=no|yes|try   schedule threads fairly (a ticket lock) [no]\n\
          \n\
          \x20 debugging options:\n\
          \x20   --trace-flags=<XXXXXXXX>  show generated code of translated blocks (X = 0|1):\n\
@@ -343,6 +406,19 @@ mod tests {
         assert_eq!(bad_why(&["--log-file=", "p"]), "No filename given");
         assert_eq!(bad_why(&["--log-file=x%q{NOPE}", "p"]), "Environment variable 'NOPE' is not set");
         assert_eq!(bad_why(&["--check=maybe", "p"]), "--check must be yes or no");
+    }
+
+    #[test]
+    fn process_options() {
+        let (o, c) = run(&["--trace-children=yes", "--trace-children-skip=*/ls,/bin/?h", "--child-silent-after-fork=yes", "--track-fds=yes", "--fair-sched=yes", "p"]).unwrap();
+        assert_eq!(c, 5);
+        assert!(o.trace_children && o.child_silent_after_fork && o.track_fds && o.fair_sched);
+        assert_eq!(o.trace_children_skip, ["*/ls", "/bin/?h"]);
+        assert!(wildcard_match("*/ls", "/usr/bin/ls"));
+        assert!(wildcard_match("/bin/?h", "/bin/sh"));
+        assert!(!wildcard_match("/bin/?h", "/bin/bash"));
+        assert!(!wildcard_match("*/ls", "/usr/bin/lsblk"));
+        assert_eq!(run(&["--fair-sched=maybe", "p"]), Err(OptError::Unknown("--fair-sched=maybe".into())));
     }
 
     #[test]

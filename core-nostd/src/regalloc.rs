@@ -15,6 +15,10 @@
 //! registers, so setting up a call needs no parallel move.
 //!
 //! When registers run out, the interval that ends furthest away is spilled (Poletto & Sarkar).
+//! A value that is a copy of memory the back end can address and that stays unchanged while the
+//! value lives (a guest-state slot read by `Get` and not written before the value's last use)
+//! has a *home* ([`Liveness::set_home`]): spilling it costs no store and no slot, its uses read
+//! the home, so such values are spilled first.
 //!
 //! Depends on `alloc` only.
 
@@ -41,6 +45,9 @@ pub enum Loc {
     Reg(u8),
     /// Spill slot index (16 bytes each).
     Spill(u32),
+    /// Lives in its home (the tag given to [`Liveness::set_home`]); its definition, a load from
+    /// that home, needs no code.
+    Home(u32),
     /// Never defined nor used.
     Unused,
 }
@@ -82,6 +89,8 @@ pub struct Liveness {
     start: Vec<u32>,
     end: Vec<u32>,
     hint: Vec<u32>,
+    /// (tag, last position at which the home still holds the value) or NONE.
+    home: Vec<(u32, u32)>,
     /// (position, clobber mask of Int, clobber mask of Vec), in increasing position.
     clobbers: Vec<(u32, u64, u64)>,
 }
@@ -97,6 +106,7 @@ impl Liveness {
         self.start.push(NONE);
         self.end.push(0);
         self.hint.push(NONE);
+        self.home.push((NONE, 0));
         VReg(self.class.len() as u32 - 1)
     }
 
@@ -142,6 +152,20 @@ impl Liveness {
     /// two-address operation), when `from` dies where `v` is born.
     pub fn add_hint(&mut self, v: VReg, from: VReg) {
         self.hint[v.0 as usize] = from.0;
+    }
+
+    /// `v` was loaded from the home `tag`, which keeps its value up to and including the uses of
+    /// instruction `until` (which may overwrite the home after reading its operands); `None`:
+    /// until the end of the block.
+    pub fn set_home(&mut self, v: VReg, tag: u32, until: Option<usize>) {
+        let last = until.map_or(u32::MAX, |i| 2 * i as u32);
+        self.home[v.0 as usize] = (tag, last);
+    }
+
+    /// The home of `v` if it holds `v`'s value over its whole interval.
+    fn valid_home(&self, v: usize) -> Option<u32> {
+        let (tag, last) = self.home[v];
+        (tag != NONE && self.end[v] <= last).then_some(tag)
     }
 
     /// Registers of class `c` clobbered anywhere in `[s, e]`.
@@ -213,11 +237,30 @@ impl Liveness {
                 active.push((v, r));
                 continue;
             }
-            // No register: spill whichever of this and the stealable active intervals ends last.
+            // No register: send this value home if it has one; else steal the register of the
+            // stealable active interval with a home that ends last; else spill whichever of this
+            // and the stealable intervals ends last.
+            if let Some(tag) = self.valid_home(vi) {
+                locs[vi] = Loc::Home(tag);
+                continue;
+            }
+            let stealable = |&(_, &(a, r)): &(usize, &(u32, u8))| self.class[a as usize] == c && allowed & (1 << r) != 0;
+            let homed = active
+                .iter()
+                .enumerate()
+                .filter(stealable)
+                .filter_map(|(i, &(a, r))| self.valid_home(a as usize).map(|tag| (i, a, r, tag)))
+                .max_by_key(|&(_, a, _, _)| self.end[a as usize]);
+            if let Some((i, a, r, tag)) = homed {
+                locs[a as usize] = Loc::Home(tag);
+                active[i] = (v, r);
+                locs[vi] = Loc::Reg(r);
+                continue;
+            }
             let victim = active
                 .iter()
                 .enumerate()
-                .filter(|&(_, &(a, r))| self.class[a as usize] == c && allowed & (1 << r) != 0)
+                .filter(stealable)
                 .max_by_key(|&(_, &(a, _))| self.end[a as usize])
                 .map(|(i, &(a, r))| (i, a, r));
             match victim {
@@ -248,7 +291,7 @@ mod tests {
         for x in 0..l.num_vregs() {
             for y in x + 1..l.num_vregs() {
                 let (lx, ly) = (a.locs[x], a.locs[y]);
-                if lx == Loc::Unused || lx != ly {
+                if matches!(lx, Loc::Unused | Loc::Home(_)) || lx != ly {
                     continue;
                 }
                 if matches!(lx, Loc::Reg(_)) && l.class[x] != l.class[y] {
@@ -328,6 +371,43 @@ mod tests {
         assert!(ok(al.loc(x)) && ok(al.loc(y)));
         assert!(matches!(al.loc(f), Loc::Spill(_)));
         check_no_overlap(&l, &al);
+    }
+
+    #[test]
+    fn values_with_a_valid_home_spill_there_for_free() {
+        // Four values live at once with three registers; v0 (used last) has a home that holds
+        // until the end, v1 one that is overwritten before v1's last use.
+        let mut l = Liveness::new();
+        let v: Vec<VReg> = (0..4).map(|_| l.new_vreg(RegClass::Int)).collect();
+        for (i, &x) in v.iter().enumerate() {
+            l.add_def(i, x);
+        }
+        l.set_home(v[0], 0x40, None);
+        l.set_home(v[1], 0x48, Some(5));
+        l.add_use(6, v[1]);
+        l.add_use(7, v[2]);
+        l.add_use(8, v[3]);
+        l.add_use(4, v[0]);
+        let al = l.allocate(&REGS, 4).unwrap();
+        assert_eq!(al.loc(v[0]), Loc::Home(0x40));
+        assert_eq!(al.spill_slots, 0);
+        assert!(v[1..].iter().all(|x| matches!(al.loc(*x), Loc::Reg(_))));
+        // With v0's home gone, the furthest-ending value (v3) takes a real spill slot, and v1's
+        // home (overwritten at instruction 5, used at 6) is never used.
+        let mut l2 = Liveness::new();
+        let w: Vec<VReg> = (0..4).map(|_| l2.new_vreg(RegClass::Int)).collect();
+        for (i, &x) in w.iter().enumerate() {
+            l2.add_def(i, x);
+        }
+        l2.set_home(w[1], 0x48, Some(5));
+        l2.add_use(6, w[1]);
+        l2.add_use(7, w[2]);
+        l2.add_use(9, w[3]);
+        l2.add_use(4, w[0]);
+        let al2 = l2.allocate(&REGS, 4).unwrap();
+        assert_eq!(al2.loc(w[3]), Loc::Spill(0));
+        assert!(al2.locs.iter().all(|lc| !matches!(lc, Loc::Home(_))));
+        check_no_overlap(&l2, &al2);
     }
 
     #[test]

@@ -104,14 +104,14 @@ pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, Jum
                 }
             }
             Stmt::Dirty(d) => {
-                if let Some(g) = d.guard {
-                    if atom(&tmp, g) & 1 == 0 {
-                        // A skipped call's result is defined as 0.
-                        if let Some(t) = d.dst {
-                            tmp[t.0 as usize] = 0;
-                        }
-                        continue;
+                if let Some(g) = d.guard
+                    && atom(&tmp, g) & 1 == 0
+                {
+                    // A skipped call's result is defined as 0.
+                    if let Some(t) = d.dst {
+                        tmp[t.0 as usize] = 0;
                     }
+                    continue;
                 }
                 let mut args: Vec<u64> = Vec::new();
                 if d.pass_state {

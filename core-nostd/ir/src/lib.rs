@@ -281,8 +281,13 @@ pub enum Binop {
     MullS(Ty),
     MullU(Ty),
     /// Unsigned/signed division of a double-width dividend by a `Ty` divisor; result is double
-    /// width with the remainder in the high half and the quotient in the low half. The divisor
-    /// is non-zero and the quotient fits (front ends check and raise #DE first).
+    /// width with the remainder in the high half and the quotient in the low half. A zero
+    /// divisor or a quotient that does not fit `Ty` *faults*: execution stops before the
+    /// statement and the guest gets SIGFPE at the pc in the guest state (back ends use the
+    /// host's trapping divide; the core maps the trap back). Front ends therefore `Put` the
+    /// instruction's address to the pc before a division, and the optimiser keeps that `Put`
+    /// (divisions observe pc and sp). A division whose result is unused may be removed, and
+    /// its fault with it, as for loads.
     DivModU(Ty),
     DivModS(Ty),
     /// Concatenate: `hi:lo` of two `Ty` -> double width.

@@ -1,13 +1,15 @@
 //! System calls the core emulates instead of passing them to the kernel: the memory-map family
 //! and brk (through the address-space manager, so that the client never maps over the core),
 //! arch_prctl (the guest's TLS registers live in the guest state, not in the host's), readlink
-//! of `/proc/self/exe` (the client's path, not the tool's), the signal calls (recorded only
-//! until signal emulation exists), rseq (refused, so that glibc does not register an area the
+//! of `/proc/self/exe` (the client's path, not the tool's), the signal calls (the guest's
+//! dispositions, masks and alternate stacks live in the core's `signals`/`threads`), rseq (refused, so that glibc does not register an area the
 //! kernel would write behind the JIT's back) and the exits.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use vg_core::arch::SyscallOutcome;
+use vg_core::signals::{self, GuestSigAction, bit};
+use vg_core::threads;
 use vg_core::aspace::{self, ADDR_TOP, PAGE_SIZE, page_up};
 
 use crate::{errno, raw_syscall};
@@ -19,6 +21,11 @@ pub struct Call<'a> {
     pub args: [u64; 6],
     pub tls_base: fn(&[u8]) -> u64,
     pub set_tls_base: fn(&mut [u8], u64),
+    /// The guest's stack pointer (sigaltstack: is the thread on its alternate stack?), its
+    /// offset in the state (a forked child's new stack), and the pc of the call.
+    pub sp: u64,
+    pub sp_offset: u32,
+    pub pc: u64,
 }
 
 fn ret(v: u64) -> SyscallOutcome {
@@ -298,51 +305,51 @@ pub fn readlinkat(c: &mut Call<'_>) -> SyscallOutcome {
     readlink_common(c, path, buf, size)
 }
 
-// --- signals (recorded only) -----------------------------------------------------------------
+// --- signals --------------------------------------------------------------------------------
 
-/// The guest's signal dispositions and mask. Signal delivery is not emulated yet: the calls
-/// are accepted and answered from this record, and the host's own handlers and mask are never
-/// changed (the core owns them).
-struct SigState {
-    /// Raw `struct kernel_sigaction` (handler, flags, restorer, mask) per signal 1..=64.
-    actions: [[u64; 4]; 65],
-    mask: u64,
-}
-
-static SIGNALS: spin::Mutex<SigState> = spin::Mutex::new(SigState { actions: [[0; 4]; 65], mask: 0 });
-
+/// Signals the guest can never block.
+const UNBLOCKABLE: u64 = bit(SIGKILL as i32) | bit(SIGSTOP as i32) | bit(signals::SIG_VGKILL);
 const SIGKILL: u64 = 9;
 const SIGSTOP: u64 = 19;
-const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+pub const EINTR: i32 = 4;
+pub const EAGAIN: i32 = 11;
+const SS_ONSTACK: i32 = 1;
+const SS_DISABLE: i32 = 2;
+const SS_AUTODISARM: i32 = 1 << 31;
+const MINSIGSTKSZ: u64 = 2048;
+
+/// Read `n` u64 words of guest memory at `addr`.
+fn get_words<const N: usize>(addr: u64) -> Result<[u64; N], i32> {
+    let mut w = [0u64; N];
+    for (i, v) in w.iter_mut().enumerate() {
+        *v = get_u64(addr + 8 * i as u64)?;
+    }
+    Ok(w)
+}
 
 pub fn rt_sigaction(c: &mut Call<'_>) -> SyscallOutcome {
     let [sig, act, oact, sigsetsize, ..] = c.args;
-    if sigsetsize != 8 || !(1..=64).contains(&sig) || (act != 0 && (sig == SIGKILL || sig == SIGSTOP)) {
+    if sigsetsize != 8 || !signals::valid_guest_signal(sig) || (act != 0 && (sig == SIGKILL || sig == SIGSTOP)) {
         return err(EINVAL);
     }
     let new = if act != 0 {
-        let mut a = [0u64; 4];
-        for (i, w) in a.iter_mut().enumerate() {
-            match get_u64(act + 8 * i as u64) {
-                Ok(v) => *w = v,
-                Err(e) => return err(e),
-            }
+        match get_words::<4>(act) {
+            Ok([handler, flags, restorer, mask]) => Some(GuestSigAction { handler, flags, restorer, mask }),
+            Err(e) => return err(e),
         }
-        Some(a)
     } else {
         None
     };
-    let mut st = SIGNALS.lock();
+    if oact != 0 && !aspace::aspace().is_client_writable(oact, 32) {
+        return err(EFAULT);
+    }
+    let old = signals::set_action(sig as i32, new);
     if oact != 0 {
-        let old = st.actions[sig as usize];
-        for (i, w) in old.iter().enumerate() {
+        for (i, w) in [old.handler, old.flags, old.restorer, old.mask].iter().enumerate() {
             if let Err(e) = put_u64(oact + 8 * i as u64, *w) {
                 return err(e);
             }
         }
-    }
-    if let Some(a) = new {
-        st.actions[sig as usize] = a;
     }
     ret(0)
 }
@@ -360,8 +367,8 @@ pub fn rt_sigprocmask(c: &mut Call<'_>) -> SyscallOutcome {
     } else {
         None
     };
-    let mut st = SIGNALS.lock();
-    let old = st.mask;
+    let t = threads::current();
+    let old = t.mask;
     let mask = match (new, how) {
         (None, _) => old,
         (Some(s), 0) => old | s,
@@ -374,6 +381,117 @@ pub fn rt_sigprocmask(c: &mut Call<'_>) -> SyscallOutcome {
     {
         return err(e);
     }
-    st.mask = mask & !UNBLOCKABLE;
+    t.mask = mask & !UNBLOCKABLE;
     ret(0)
+}
+
+pub fn rt_sigreturn(_: &mut Call<'_>) -> SyscallOutcome {
+    SyscallOutcome::SigReturn
+}
+
+/// sigaltstack: the thread's alternate stack (`stack_t`: sp, flags, size).
+pub fn sigaltstack(c: &mut Call<'_>) -> SyscallOutcome {
+    let [ss, oss, ..] = c.args;
+    let t = threads::current();
+    let (sp, flags, size) = t.altstack;
+    let enabled = size != 0 && flags & SS_DISABLE == 0;
+    let on = enabled && c.sp > sp && c.sp - sp <= size;
+    let new = if ss != 0 {
+        match get_words::<3>(ss) {
+            Ok(w) => Some(w),
+            Err(e) => return err(e),
+        }
+    } else {
+        None
+    };
+    if oss != 0 {
+        let f = if on { SS_ONSTACK } else if !enabled { SS_DISABLE } else { 0 } | (flags & SS_AUTODISARM);
+        if !aspace::aspace().is_client_writable(oss, 24) {
+            return err(EFAULT);
+        }
+        let _ = put_u64(oss, if enabled { sp } else { 0 });
+        let _ = put_u64(oss + 8, f as u32 as u64);
+        let _ = put_u64(oss + 16, if enabled { size } else { 0 });
+    }
+    if let Some([nsp, nflags, nsize]) = new {
+        let nflags = nflags as i32;
+        if on {
+            return err(EPERM);
+        }
+        if nflags & !(SS_DISABLE | SS_ONSTACK | SS_AUTODISARM) != 0 {
+            return err(EINVAL);
+        }
+        t.altstack = if nflags & SS_DISABLE != 0 {
+            (0, SS_DISABLE, 0)
+        } else if nsize < MINSIGSTKSZ {
+            return err(ENOMEM);
+        } else {
+            (nsp, nflags & SS_AUTODISARM, nsize)
+        };
+    }
+    ret(0)
+}
+
+/// rt_sigsuspend: wait with the given mask; the handler that ends the wait returns to the old
+/// mask (kept in the thread until the frame is built).
+pub fn rt_sigsuspend(c: &mut Call<'_>) -> SyscallOutcome {
+    let [set, size, ..] = c.args;
+    if size != 8 {
+        return err(EINVAL);
+    }
+    let new = match get_u64(set) {
+        Ok(v) => v & !UNBLOCKABLE,
+        Err(e) => return err(e),
+    };
+    let t = threads::current();
+    if t.suspend_saved.is_none() {
+        t.suspend_saved = Some(t.mask);
+    }
+    t.mask = new;
+    ret(vg_core::scheduler::blocking_syscall(c.nr, c.args))
+}
+
+/// rt_sigpending: signals caught for the thread or process and held back by the mask.
+pub fn rt_sigpending(c: &mut Call<'_>) -> SyscallOutcome {
+    let [set, size, ..] = c.args;
+    if size != 8 {
+        return err(EINVAL);
+    }
+    let slot = threads::current_slot();
+    let pending = threads::SLOT_PENDING[slot].load(Ordering::Relaxed) | signals::PROC_PENDING.load(Ordering::Relaxed);
+    match put_u64(set, pending & threads::current().mask & !UNBLOCKABLE) {
+        Ok(()) => ret(0),
+        Err(e) => err(e),
+    }
+}
+
+/// rt_sigtimedwait: a signal of the set already caught by the core is answered at once;
+/// otherwise the kernel waits (the set is blocked by the guest, so the kernel keeps it).
+pub fn rt_sigtimedwait(c: &mut Call<'_>) -> SyscallOutcome {
+    let [set, info, _timeout, size, ..] = c.args;
+    if size != 8 {
+        return err(EINVAL);
+    }
+    let want = match get_u64(set) {
+        Ok(v) => v & !UNBLOCKABLE,
+        Err(e) => return err(e),
+    };
+    if let Some((sig, si)) = signals::take_pending(threads::current_slot(), !want) {
+        if info != 0 {
+            if !aspace::aspace().is_client_writable(info, si.len() as u64) {
+                return err(EFAULT);
+            }
+            // SAFETY: [info, info+128) is writable client memory (checked above).
+            unsafe { core::ptr::copy_nonoverlapping(si.as_ptr(), info as *mut u8, si.len()) };
+        }
+        return ret(sig as u64);
+    }
+    ret(vg_core::scheduler::blocking_syscall(c.nr, c.args))
+}
+
+/// set_tid_address: the word zeroed and woken when the thread exits.
+pub fn set_tid_address(c: &mut Call<'_>) -> SyscallOutcome {
+    let t = threads::current();
+    t.clear_child_tid = c.args[0];
+    ret(t.tid as u64)
 }

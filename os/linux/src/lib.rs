@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod emul;
 pub mod observer;
+pub mod process;
 pub mod table;
 
 use vg_core::arch::{GuestArch, Os, SyscallOutcome};
@@ -61,8 +62,36 @@ impl Os for Linux {
     const NAME: &'static str = "linux";
 
     fn syscall<G: GuestArch>(state: &mut [u8], nr: u64, args: [u64; 6]) -> SyscallOutcome {
-        dispatch(G::NAME, state, nr, args, G::tls_base, G::set_tls_base)
+        let regs = GuestRegs {
+            tls_base: G::tls_base,
+            set_tls_base: G::set_tls_base,
+            sp: G::sp(state),
+            sp_offset: G::SP_OFFSET,
+            pc: G::pc(state),
+        };
+        dispatch_with(G::NAME, state, nr, args, regs)
     }
+
+    fn restartable(nr: u64) -> bool {
+        table::restartable(nr)
+    }
+
+    fn fini() {
+        if vg_core::options::current().track_fds {
+            process::report_open_fds();
+        }
+    }
+}
+
+/// What the dispatcher needs of the guest's registers besides the state bytes.
+#[derive(Clone, Copy)]
+pub struct GuestRegs {
+    pub tls_base: fn(&[u8]) -> u64,
+    pub set_tls_base: fn(&mut [u8], u64),
+    /// Stack pointer and program counter at the call, and where the stack pointer lives.
+    pub sp: u64,
+    pub sp_offset: u32,
+    pub pc: u64,
 }
 
 /// Carry out guest system call `nr` for a guest of architecture `arch` (Valgrind's name), with
@@ -76,6 +105,11 @@ pub fn dispatch(
     tls_base: fn(&[u8]) -> u64,
     set_tls_base: fn(&mut [u8], u64),
 ) -> SyscallOutcome {
+    dispatch_with(arch, state, nr, args, GuestRegs { tls_base, set_tls_base, sp: 0, sp_offset: 0, pc: 0 })
+}
+
+/// [`dispatch`] with all of the guest's registers the emulation may need.
+pub fn dispatch_with(arch: &str, state: &mut [u8], nr: u64, args: [u64; 6], regs: GuestRegs) -> SyscallOutcome {
     // The table holds amd64 numbers and ABI structures.
     let desc = if arch == "amd64" { table::lookup(nr) } else { None };
     let Some(d) = desc else {
@@ -89,8 +123,18 @@ pub fn dispatch(
         }
     }
     let out = match d.how {
-        table::How::Pass => SyscallOutcome::Return(raw_syscall(nr, args)),
-        table::How::Emul(h) => h(&mut emul::Call { state, nr, args, tls_base, set_tls_base }),
+        table::How::Pass => SyscallOutcome::Return(vg_core::scheduler::blocking_syscall(nr, args)),
+        table::How::Quick => SyscallOutcome::Return(raw_syscall(nr, args)),
+        table::How::Emul(h) => h(&mut emul::Call {
+            state,
+            nr,
+            args,
+            tls_base: regs.tls_base,
+            set_tls_base: regs.set_tls_base,
+            sp: regs.sp,
+            sp_offset: regs.sp_offset,
+            pc: regs.pc,
+        }),
     };
     if let (Some(o), SyscallOutcome::Return(r)) = (obs, out)
         && r <= (-4096i64) as u64

@@ -47,8 +47,11 @@ pub type Handler = fn(&mut emul::Call<'_>) -> vg_core::arch::SyscallOutcome;
 /// How the core carries a call out.
 #[derive(Clone, Copy)]
 pub enum How {
-    /// Give it to the kernel unchanged.
+    /// Give it to the kernel unchanged; it may block, so the big lock is released and the
+    /// guest's signal mask applies meanwhile.
     Pass,
+    /// Give it to the kernel unchanged, holding the lock: it never blocks (getpid, lseek, ...).
+    Quick,
     /// Emulate it in the core.
     Emul(Handler),
 }
@@ -66,91 +69,291 @@ pub struct SyscallDesc {
 const fn pass(nr: S, name: &'static str, pre: &'static [MemArg], post: &'static [MemArg]) -> SyscallDesc {
     SyscallDesc { nr: nr as u64, name, pre, post, how: How::Pass }
 }
+const fn quick(nr: S, name: &'static str, pre: &'static [MemArg], post: &'static [MemArg]) -> SyscallDesc {
+    SyscallDesc { nr: nr as u64, name, pre, post, how: How::Quick }
+}
 const fn emul(nr: S, name: &'static str, pre: &'static [MemArg], post: &'static [MemArg], h: Handler) -> SyscallDesc {
     SyscallDesc { nr: nr as u64, name, pre, post, how: How::Emul(h) }
 }
 
 /// Sizes of kernel structures on x86-64.
 const STAT: Len = Len::Bytes(144);
+const STATFS: Len = Len::Bytes(120);
+const STATX: Len = Len::Bytes(256);
 const TIMESPEC: Len = Len::Bytes(16);
 const TIMEVAL: Len = Len::Bytes(16);
+const ITIMERVAL: Len = Len::Bytes(32);
+const ITIMERSPEC: Len = Len::Bytes(32);
 const UTSNAME: Len = Len::Bytes(390);
 const RLIMIT: Len = Len::Bytes(16);
+const RUSAGE: Len = Len::Bytes(144);
 const SIGACTION: Len = Len::Bytes(32);
 const SIGSET: Len = Len::Bytes(8);
+const SIGINFO: Len = Len::Bytes(128);
+const STACK_T: Len = Len::Bytes(24);
+const FDSET: Len = Len::Bytes(128);
+const MSGHDR: Len = Len::Bytes(56);
+const EPOLL_EVENT: u64 = 12;
+const POLLFD: u64 = 8;
+const INT: Len = Len::Bytes(4);
 const IOVEC: u64 = 16;
+
+use crate::process as p;
 
 /// The table, sorted by number (checked by a test; looked up by binary search).
 pub static TABLE: &[SyscallDesc] = &[
     pass(S::read, "read", &[], &[m("buf", 1, Len::Ret)]),
     pass(S::write, "write", &[m("buf", 1, Len::Arg(2))], &[]),
-    pass(S::open, "open", &[m("filename", 0, Len::CStr)], &[]),
-    pass(S::close, "close", &[], &[]),
-    pass(S::stat, "stat", &[m("file_name", 0, Len::CStr)], &[m("buf", 1, STAT)]),
-    pass(S::fstat, "fstat", &[], &[m("buf", 1, STAT)]),
-    pass(S::lstat, "lstat", &[m("file_name", 0, Len::CStr)], &[m("buf", 1, STAT)]),
-    pass(S::lseek, "lseek", &[], &[]),
+    emul(S::open, "open", &[m("filename", 0, Len::CStr)], &[], p::open),
+    emul(S::close, "close", &[], &[], p::close),
+    quick(S::stat, "stat", &[m("file_name", 0, Len::CStr)], &[m("buf", 1, STAT)]),
+    quick(S::fstat, "fstat", &[], &[m("buf", 1, STAT)]),
+    quick(S::lstat, "lstat", &[m("file_name", 0, Len::CStr)], &[m("buf", 1, STAT)]),
+    pass(S::poll, "poll", &[m("ufds", 0, Len::ArgTimes(1, POLLFD))], &[m("ufds", 0, Len::ArgTimes(1, POLLFD))]),
+    quick(S::lseek, "lseek", &[], &[]),
     emul(S::mmap, "mmap", &[], &[], emul::mmap),
     emul(S::mprotect, "mprotect", &[], &[], emul::mprotect),
     emul(S::munmap, "munmap", &[], &[], emul::munmap),
     emul(S::brk, "brk", &[], &[], emul::brk),
     emul(S::rt_sigaction, "rt_sigaction", &[opt("act", 1, SIGACTION)], &[opt("oldact", 2, SIGACTION)], emul::rt_sigaction),
     emul(S::rt_sigprocmask, "rt_sigprocmask", &[opt("set", 1, SIGSET)], &[opt("oldset", 2, SIGSET)], emul::rt_sigprocmask),
+    emul(S::rt_sigreturn, "rt_sigreturn", &[], &[], emul::rt_sigreturn),
     // ioctl's memory depends on the request; TCGETS and friends write a small struct.
     pass(S::ioctl, "ioctl", &[], &[]),
     pass(S::pread64, "pread64", &[], &[m("buf", 1, Len::Ret)]),
     pass(S::pwrite64, "pwrite64", &[m("buf", 1, Len::Arg(2))], &[]),
     pass(S::readv, "readv", &[m("vector", 1, Len::ArgTimes(2, IOVEC))], &[]),
     pass(S::writev, "writev", &[m("vector", 1, Len::ArgTimes(2, IOVEC))], &[]),
-    pass(S::access, "access", &[m("pathname", 0, Len::CStr)], &[]),
-    pass(S::pipe, "pipe", &[], &[m("filedes", 0, Len::Bytes(8))]),
+    quick(S::access, "access", &[m("pathname", 0, Len::CStr)], &[]),
+    emul(S::pipe, "pipe", &[], &[m("filedes", 0, Len::Bytes(8))], p::pass_fd_pair),
+    pass(
+        S::select,
+        "select",
+        &[opt("readfds", 1, FDSET), opt("writefds", 2, FDSET), opt("exceptfds", 3, FDSET), opt("timeout", 4, TIMEVAL)],
+        &[opt("readfds", 1, FDSET), opt("writefds", 2, FDSET), opt("exceptfds", 3, FDSET)],
+    ),
+    quick(S::sched_yield, "sched_yield", &[], &[]),
     emul(S::mremap, "mremap", &[], &[], emul::mremap),
+    pass(S::msync, "msync", &[], &[]),
+    quick(S::mincore, "mincore", &[], &[m("vec", 2, Len::Arg(1))]),
     emul(S::madvise, "madvise", &[], &[], emul::madvise),
-    pass(S::dup, "dup", &[], &[]),
-    pass(S::dup2, "dup2", &[], &[]),
+    quick(S::shmget, "shmget", &[], &[]),
+    emul(S::dup, "dup", &[], &[], p::pass_fd),
+    emul(S::dup2, "dup2", &[], &[], p::dup2),
+    pass(S::pause, "pause", &[], &[]),
     pass(S::nanosleep, "nanosleep", &[m("req", 0, TIMESPEC)], &[opt("rem", 1, TIMESPEC)]),
-    pass(S::getpid, "getpid", &[], &[]),
+    quick(S::getitimer, "getitimer", &[], &[m("value", 1, ITIMERVAL)]),
+    quick(S::alarm, "alarm", &[], &[]),
+    quick(S::setitimer, "setitimer", &[opt("value", 1, ITIMERVAL)], &[opt("ovalue", 2, ITIMERVAL)]),
+    quick(S::getpid, "getpid", &[], &[]),
+    pass(S::sendfile, "sendfile", &[opt("offset", 2, Len::Bytes(8))], &[opt("offset", 2, Len::Bytes(8))]),
+    emul(S::socket, "socket", &[], &[], p::pass_fd),
+    pass(S::connect, "connect", &[m("serv_addr", 1, Len::Arg(2))], &[]),
+    emul(S::accept, "accept", &[opt("addrlen", 2, INT)], &[opt("addrlen", 2, INT)], p::pass_fd),
+    pass(S::sendto, "sendto", &[m("msg", 1, Len::Arg(2)), opt("to", 4, Len::Arg(5))], &[]),
+    pass(S::recvfrom, "recvfrom", &[opt("fromlen", 5, INT)], &[m("buf", 1, Len::Ret), opt("fromlen", 5, INT)]),
+    pass(S::sendmsg, "sendmsg", &[m("msg", 1, MSGHDR)], &[]),
+    pass(S::recvmsg, "recvmsg", &[m("msg", 1, MSGHDR)], &[m("msg", 1, MSGHDR)]),
+    quick(S::shutdown, "shutdown", &[], &[]),
+    quick(S::bind, "bind", &[m("my_addr", 1, Len::Arg(2))], &[]),
+    quick(S::listen, "listen", &[], &[]),
+    quick(S::getsockname, "getsockname", &[m("namelen", 2, INT)], &[m("namelen", 2, INT)]),
+    quick(S::getpeername, "getpeername", &[m("namelen", 2, INT)], &[m("namelen", 2, INT)]),
+    emul(S::socketpair, "socketpair", &[], &[m("sv", 3, Len::Bytes(8))], p::pass_fd_pair),
+    quick(S::setsockopt, "setsockopt", &[opt("optval", 3, Len::Arg(4))], &[]),
+    quick(S::getsockopt, "getsockopt", &[m("optlen", 4, INT)], &[m("optlen", 4, INT)]),
+    emul(S::clone, "clone", &[], &[], p::clone),
+    emul(S::fork, "fork", &[], &[], p::fork),
+    emul(S::vfork, "vfork", &[], &[], p::fork),
+    emul(S::execve, "execve", &[m("filename", 0, Len::CStr)], &[], p::execve),
     emul(S::exit, "exit", &[], &[], emul::exit),
-    pass(S::uname, "uname", &[], &[m("buf", 0, UTSNAME)]),
-    pass(S::fcntl, "fcntl", &[], &[]),
-    pass(S::getcwd, "getcwd", &[], &[m("buf", 0, Len::Ret)]),
-    pass(S::rename, "rename", &[m("oldpath", 0, Len::CStr), m("newpath", 1, Len::CStr)], &[]),
-    pass(S::mkdir, "mkdir", &[m("pathname", 0, Len::CStr)], &[]),
-    pass(S::unlink, "unlink", &[m("pathname", 0, Len::CStr)], &[]),
+    pass(S::wait4, "wait4", &[], &[opt("status", 1, INT), opt("rusage", 3, RUSAGE)]),
+    quick(S::kill, "kill", &[], &[]),
+    quick(S::uname, "uname", &[], &[m("buf", 0, UTSNAME)]),
+    quick(S::semget, "semget", &[], &[]),
+    pass(S::semop, "semop", &[m("sops", 1, Len::ArgTimes(2, 6))], &[]),
+    quick(S::semctl, "semctl", &[], &[]),
+    quick(S::msgget, "msgget", &[], &[]),
+    pass(S::msgsnd, "msgsnd", &[m("msgp", 1, Len::Arg(2))], &[]),
+    pass(S::msgrcv, "msgrcv", &[], &[m("msgp", 1, Len::Ret)]),
+    quick(S::msgctl, "msgctl", &[], &[]),
+    emul(S::fcntl, "fcntl", &[], &[], p::fcntl),
+    pass(S::flock, "flock", &[], &[]),
+    pass(S::fsync, "fsync", &[], &[]),
+    pass(S::fdatasync, "fdatasync", &[], &[]),
+    quick(S::truncate, "truncate", &[m("path", 0, Len::CStr)], &[]),
+    quick(S::ftruncate, "ftruncate", &[], &[]),
+    quick(S::getdents, "getdents", &[], &[m("dirp", 1, Len::Ret)]),
+    quick(S::getcwd, "getcwd", &[], &[m("buf", 0, Len::Ret)]),
+    quick(S::chdir, "chdir", &[m("path", 0, Len::CStr)], &[]),
+    quick(S::fchdir, "fchdir", &[], &[]),
+    quick(S::rename, "rename", &[m("oldpath", 0, Len::CStr), m("newpath", 1, Len::CStr)], &[]),
+    quick(S::mkdir, "mkdir", &[m("pathname", 0, Len::CStr)], &[]),
+    quick(S::rmdir, "rmdir", &[m("pathname", 0, Len::CStr)], &[]),
+    emul(S::creat, "creat", &[m("pathname", 0, Len::CStr)], &[], p::open),
+    quick(S::link, "link", &[m("oldpath", 0, Len::CStr), m("newpath", 1, Len::CStr)], &[]),
+    quick(S::unlink, "unlink", &[m("pathname", 0, Len::CStr)], &[]),
+    quick(S::symlink, "symlink", &[m("oldpath", 0, Len::CStr), m("newpath", 1, Len::CStr)], &[]),
     emul(S::readlink, "readlink", &[m("path", 0, Len::CStr)], &[m("buf", 1, Len::Ret)], emul::readlink),
-    pass(S::umask, "umask", &[], &[]),
-    pass(S::gettimeofday, "gettimeofday", &[], &[opt("tv", 0, TIMEVAL), opt("tz", 1, Len::Bytes(8))]),
-    pass(S::sysinfo, "sysinfo", &[], &[m("info", 0, Len::Bytes(112))]),
-    pass(S::times, "times", &[], &[opt("buf", 0, Len::Bytes(32))]),
-    pass(S::getuid, "getuid", &[], &[]),
-    pass(S::getgid, "getgid", &[], &[]),
-    pass(S::geteuid, "geteuid", &[], &[]),
-    pass(S::getegid, "getegid", &[], &[]),
+    quick(S::chmod, "chmod", &[m("path", 0, Len::CStr)], &[]),
+    quick(S::fchmod, "fchmod", &[], &[]),
+    quick(S::chown, "chown", &[m("path", 0, Len::CStr)], &[]),
+    quick(S::fchown, "fchown", &[], &[]),
+    quick(S::lchown, "lchown", &[m("path", 0, Len::CStr)], &[]),
+    quick(S::umask, "umask", &[], &[]),
+    quick(S::gettimeofday, "gettimeofday", &[], &[opt("tv", 0, TIMEVAL), opt("tz", 1, Len::Bytes(8))]),
+    emul(S::getrlimit, "getrlimit", &[], &[m("rlim", 1, RLIMIT)], p::getrlimit),
+    quick(S::getrusage, "getrusage", &[], &[m("usage", 1, RUSAGE)]),
+    quick(S::sysinfo, "sysinfo", &[], &[m("info", 0, Len::Bytes(112))]),
+    quick(S::times, "times", &[], &[opt("buf", 0, Len::Bytes(32))]),
+    quick(S::getuid, "getuid", &[], &[]),
+    quick(S::getgid, "getgid", &[], &[]),
+    quick(S::setuid, "setuid", &[], &[]),
+    quick(S::setgid, "setgid", &[], &[]),
+    quick(S::geteuid, "geteuid", &[], &[]),
+    quick(S::getegid, "getegid", &[], &[]),
+    quick(S::setpgid, "setpgid", &[], &[]),
+    quick(S::getppid, "getppid", &[], &[]),
+    quick(S::getpgrp, "getpgrp", &[], &[]),
+    quick(S::setsid, "setsid", &[], &[]),
+    quick(S::setreuid, "setreuid", &[], &[]),
+    quick(S::setregid, "setregid", &[], &[]),
+    quick(S::getgroups, "getgroups", &[], &[m("list", 1, Len::ArgTimes(0, 4))]),
+    quick(S::setgroups, "setgroups", &[m("list", 1, Len::ArgTimes(0, 4))], &[]),
+    quick(S::setresuid, "setresuid", &[], &[]),
+    quick(S::getresuid, "getresuid", &[], &[m("ruid", 0, INT), m("euid", 1, INT), m("suid", 2, INT)]),
+    quick(S::setresgid, "setresgid", &[], &[]),
+    quick(S::getresgid, "getresgid", &[], &[m("rgid", 0, INT), m("egid", 1, INT), m("sgid", 2, INT)]),
+    quick(S::getpgid, "getpgid", &[], &[]),
+    quick(S::getsid, "getsid", &[], &[]),
+    emul(S::rt_sigpending, "rt_sigpending", &[], &[m("set", 0, SIGSET)], emul::rt_sigpending),
+    emul(S::rt_sigtimedwait, "rt_sigtimedwait", &[m("set", 0, SIGSET), opt("timeout", 2, TIMESPEC)], &[opt("info", 1, SIGINFO)], emul::rt_sigtimedwait),
+    quick(S::rt_sigqueueinfo, "rt_sigqueueinfo", &[m("uinfo", 2, SIGINFO)], &[]),
+    emul(S::rt_sigsuspend, "rt_sigsuspend", &[m("mask", 0, SIGSET)], &[], emul::rt_sigsuspend),
+    emul(S::sigaltstack, "sigaltstack", &[opt("ss", 0, STACK_T)], &[opt("oss", 1, STACK_T)], emul::sigaltstack),
+    quick(S::utime, "utime", &[m("filename", 0, Len::CStr), opt("buf", 1, Len::Bytes(16))], &[]),
+    quick(S::mknod, "mknod", &[m("pathname", 0, Len::CStr)], &[]),
+    quick(S::personality, "personality", &[], &[]),
+    quick(S::statfs, "statfs", &[m("path", 0, Len::CStr)], &[m("buf", 1, STATFS)]),
+    quick(S::fstatfs, "fstatfs", &[], &[m("buf", 1, STATFS)]),
+    quick(S::getpriority, "getpriority", &[], &[]),
+    quick(S::setpriority, "setpriority", &[], &[]),
+    quick(S::sched_setparam, "sched_setparam", &[m("param", 1, INT)], &[]),
+    quick(S::sched_getparam, "sched_getparam", &[], &[m("param", 1, INT)]),
+    quick(S::sched_setscheduler, "sched_setscheduler", &[m("p", 2, INT)], &[]),
+    quick(S::sched_getscheduler, "sched_getscheduler", &[], &[]),
+    quick(S::sched_get_priority_max, "sched_get_priority_max", &[], &[]),
+    quick(S::sched_get_priority_min, "sched_get_priority_min", &[], &[]),
+    quick(S::sched_rr_get_interval, "sched_rr_get_interval", &[], &[m("tp", 1, TIMESPEC)]),
+    quick(S::mlock, "mlock", &[], &[]),
+    quick(S::munlock, "munlock", &[], &[]),
+    quick(S::mlockall, "mlockall", &[], &[]),
+    quick(S::munlockall, "munlockall", &[], &[]),
+    quick(S::prctl, "prctl", &[], &[]),
     emul(S::arch_prctl, "arch_prctl", &[], &[], emul::arch_prctl),
-    pass(S::gettid, "gettid", &[], &[]),
+    emul(S::setrlimit, "setrlimit", &[m("rlim", 1, RLIMIT)], &[], p::setrlimit),
+    quick(S::chroot, "chroot", &[m("path", 0, Len::CStr)], &[]),
+    pass(S::sync, "sync", &[], &[]),
+    quick(S::gettid, "gettid", &[], &[]),
+    quick(S::tkill, "tkill", &[], &[]),
+    quick(S::time, "time", &[], &[opt("t", 0, Len::Bytes(8))]),
     pass(S::futex, "futex", &[m("futex", 0, Len::Bytes(4))], &[]),
-    pass(S::sched_getaffinity, "sched_getaffinity", &[], &[m("mask", 2, Len::Ret)]),
-    pass(S::getdents64, "getdents64", &[], &[m("dirp", 1, Len::Ret)]),
-    pass(S::set_tid_address, "set_tid_address", &[], &[]),
-    pass(S::clock_gettime, "clock_gettime", &[], &[m("tp", 1, TIMESPEC)]),
+    quick(S::sched_setaffinity, "sched_setaffinity", &[m("mask", 2, Len::Arg(1))], &[]),
+    quick(S::sched_getaffinity, "sched_getaffinity", &[], &[m("mask", 2, Len::Ret)]),
+    emul(S::epoll_create, "epoll_create", &[], &[], p::pass_fd),
+    quick(S::getdents64, "getdents64", &[], &[m("dirp", 1, Len::Ret)]),
+    emul(S::set_tid_address, "set_tid_address", &[], &[], emul::set_tid_address),
+    quick(S::fadvise64, "fadvise64", &[], &[]),
+    quick(S::timer_create, "timer_create", &[opt("evp", 1, Len::Bytes(64))], &[m("timerid", 2, INT)]),
+    quick(S::timer_settime, "timer_settime", &[m("value", 2, ITIMERSPEC)], &[opt("ovalue", 3, ITIMERSPEC)]),
+    quick(S::timer_gettime, "timer_gettime", &[], &[m("value", 1, ITIMERSPEC)]),
+    quick(S::timer_getoverrun, "timer_getoverrun", &[], &[]),
+    quick(S::timer_delete, "timer_delete", &[], &[]),
+    quick(S::clock_settime, "clock_settime", &[m("tp", 1, TIMESPEC)], &[]),
+    quick(S::clock_gettime, "clock_gettime", &[], &[m("tp", 1, TIMESPEC)]),
+    quick(S::clock_getres, "clock_getres", &[], &[opt("res", 1, TIMESPEC)]),
     pass(S::clock_nanosleep, "clock_nanosleep", &[m("request", 2, TIMESPEC)], &[opt("remain", 3, TIMESPEC)]),
     emul(S::exit_group, "exit_group", &[], &[], emul::exit_group),
-    pass(S::openat, "openat", &[m("filename", 1, Len::CStr)], &[]),
-    pass(S::mkdirat, "mkdirat", &[m("pathname", 1, Len::CStr)], &[]),
-    pass(S::newfstatat, "newfstatat", &[m("file_name", 1, Len::CStr)], &[m("buf", 2, STAT)]),
-    pass(S::unlinkat, "unlinkat", &[m("pathname", 1, Len::CStr)], &[]),
-    pass(S::renameat, "renameat", &[m("oldpath", 1, Len::CStr), m("newpath", 3, Len::CStr)], &[]),
+    pass(S::epoll_wait, "epoll_wait", &[], &[m("events", 1, Len::ArgTimes(2, EPOLL_EVENT))]),
+    quick(S::epoll_ctl, "epoll_ctl", &[opt("event", 3, Len::Bytes(EPOLL_EVENT))], &[]),
+    quick(S::tgkill, "tgkill", &[], &[]),
+    quick(S::utimes, "utimes", &[m("filename", 0, Len::CStr), opt("tvp", 1, Len::Bytes(32))], &[]),
+    pass(S::waitid, "waitid", &[], &[opt("infop", 2, SIGINFO), opt("rusage", 4, RUSAGE)]),
+    emul(S::inotify_init, "inotify_init", &[], &[], p::pass_fd),
+    quick(S::inotify_add_watch, "inotify_add_watch", &[m("pathname", 1, Len::CStr)], &[]),
+    quick(S::inotify_rm_watch, "inotify_rm_watch", &[], &[]),
+    emul(S::openat, "openat", &[m("filename", 1, Len::CStr)], &[], p::openat),
+    quick(S::mkdirat, "mkdirat", &[m("pathname", 1, Len::CStr)], &[]),
+    quick(S::mknodat, "mknodat", &[m("pathname", 1, Len::CStr)], &[]),
+    quick(S::fchownat, "fchownat", &[m("path", 1, Len::CStr)], &[]),
+    quick(S::newfstatat, "newfstatat", &[m("file_name", 1, Len::CStr)], &[m("buf", 2, STAT)]),
+    quick(S::unlinkat, "unlinkat", &[m("pathname", 1, Len::CStr)], &[]),
+    quick(S::renameat, "renameat", &[m("oldpath", 1, Len::CStr), m("newpath", 3, Len::CStr)], &[]),
+    quick(S::linkat, "linkat", &[m("oldpath", 1, Len::CStr), m("newpath", 3, Len::CStr)], &[]),
+    quick(S::symlinkat, "symlinkat", &[m("oldpath", 0, Len::CStr), m("newpath", 2, Len::CStr)], &[]),
     emul(S::readlinkat, "readlinkat", &[m("path", 1, Len::CStr)], &[m("buf", 2, Len::Ret)], emul::readlinkat),
-    pass(S::faccessat, "faccessat", &[m("pathname", 1, Len::CStr)], &[]),
-    pass(S::set_robust_list, "set_robust_list", &[], &[]),
-    pass(S::dup3, "dup3", &[], &[]),
-    pass(S::pipe2, "pipe2", &[], &[m("filedes", 0, Len::Bytes(8))]),
-    pass(S::prlimit64, "prlimit64", &[opt("new_rlim", 2, RLIMIT)], &[opt("old_rlim", 3, RLIMIT)]),
-    pass(S::renameat2, "renameat2", &[m("oldpath", 1, Len::CStr), m("newpath", 3, Len::CStr)], &[]),
+    quick(S::fchmodat, "fchmodat", &[m("path", 1, Len::CStr)], &[]),
+    quick(S::faccessat, "faccessat", &[m("pathname", 1, Len::CStr)], &[]),
+    pass(
+        S::pselect6,
+        "pselect6",
+        &[opt("readfds", 1, FDSET), opt("writefds", 2, FDSET), opt("exceptfds", 3, FDSET), opt("timeout", 4, TIMESPEC)],
+        &[opt("readfds", 1, FDSET), opt("writefds", 2, FDSET), opt("exceptfds", 3, FDSET)],
+    ),
+    pass(S::ppoll, "ppoll", &[m("ufds", 0, Len::ArgTimes(1, POLLFD)), opt("tsp", 2, TIMESPEC), opt("sigmask", 3, SIGSET)], &[m("ufds", 0, Len::ArgTimes(1, POLLFD))]),
+    quick(S::set_robust_list, "set_robust_list", &[], &[]),
+    quick(S::get_robust_list, "get_robust_list", &[], &[]),
+    pass(S::splice, "splice", &[], &[]),
+    pass(S::tee, "tee", &[], &[]),
+    pass(S::sync_file_range, "sync_file_range", &[], &[]),
+    quick(S::utimensat, "utimensat", &[opt("filename", 1, Len::CStr), opt("utimes", 2, Len::Bytes(32))], &[]),
+    pass(S::epoll_pwait, "epoll_pwait", &[opt("sigmask", 4, SIGSET)], &[m("events", 1, Len::ArgTimes(2, EPOLL_EVENT))]),
+    emul(S::timerfd_create, "timerfd_create", &[], &[], p::pass_fd),
+    emul(S::eventfd, "eventfd", &[], &[], p::pass_fd),
+    pass(S::fallocate, "fallocate", &[], &[]),
+    quick(S::timerfd_settime, "timerfd_settime", &[m("utmr", 2, ITIMERSPEC)], &[opt("otmr", 3, ITIMERSPEC)]),
+    quick(S::timerfd_gettime, "timerfd_gettime", &[], &[m("otmr", 1, ITIMERSPEC)]),
+    emul(S::accept4, "accept4", &[opt("addrlen", 2, INT)], &[opt("addrlen", 2, INT)], p::pass_fd),
+    emul(S::eventfd2, "eventfd2", &[], &[], p::pass_fd),
+    emul(S::epoll_create1, "epoll_create1", &[], &[], p::pass_fd),
+    emul(S::dup3, "dup3", &[], &[], p::dup2),
+    emul(S::pipe2, "pipe2", &[], &[m("filedes", 0, Len::Bytes(8))], p::pass_fd_pair),
+    emul(S::inotify_init1, "inotify_init1", &[], &[], p::pass_fd),
+    pass(S::preadv, "preadv", &[m("vector", 1, Len::ArgTimes(2, IOVEC))], &[]),
+    pass(S::pwritev, "pwritev", &[m("vector", 1, Len::ArgTimes(2, IOVEC))], &[]),
+    quick(S::rt_tgsigqueueinfo, "rt_tgsigqueueinfo", &[m("uinfo", 3, SIGINFO)], &[]),
+    pass(S::recvmmsg, "recvmmsg", &[], &[]),
+    emul(S::prlimit64, "prlimit64", &[opt("new_rlim", 2, RLIMIT)], &[opt("old_rlim", 3, RLIMIT)], p::prlimit64),
+    pass(S::syncfs, "syncfs", &[], &[]),
+    pass(S::sendmmsg, "sendmmsg", &[], &[]),
+    quick(S::getcpu, "getcpu", &[], &[opt("cpu", 0, INT), opt("node", 1, INT)]),
+    quick(S::renameat2, "renameat2", &[m("oldpath", 1, Len::CStr), m("newpath", 3, Len::CStr)], &[]),
     pass(S::getrandom, "getrandom", &[], &[m("buf", 0, Len::Ret)]),
+    emul(S::memfd_create, "memfd_create", &[m("uname", 0, Len::CStr)], &[], p::pass_fd),
+    quick(S::membarrier, "membarrier", &[], &[]),
+    pass(S::copy_file_range, "copy_file_range", &[opt("off_in", 1, Len::Bytes(8)), opt("off_out", 3, Len::Bytes(8))], &[]),
+    pass(S::preadv2, "preadv2", &[m("vector", 1, Len::ArgTimes(2, IOVEC))], &[]),
+    pass(S::pwritev2, "pwritev2", &[m("vector", 1, Len::ArgTimes(2, IOVEC))], &[]),
+    quick(S::statx, "statx", &[m("file_name", 1, Len::CStr)], &[m("buf", 4, STATX)]),
     emul(S::rseq, "rseq", &[], &[], emul::rseq),
-    pass(S::faccessat2, "faccessat2", &[m("pathname", 1, Len::CStr)], &[]),
+    quick(S::pidfd_send_signal, "pidfd_send_signal", &[opt("info", 2, SIGINFO)], &[]),
+    emul(S::pidfd_open, "pidfd_open", &[], &[], p::pass_fd),
+    emul(S::clone3, "clone3", &[], &[], p::clone3),
+    quick(S::faccessat2, "faccessat2", &[m("pathname", 1, Len::CStr)], &[]),
+    pass(S::epoll_pwait2, "epoll_pwait2", &[opt("timeout", 3, TIMESPEC), opt("sigmask", 4, SIGSET)], &[m("events", 1, Len::ArgTimes(2, EPOLL_EVENT))]),
 ];
+
+/// Whether call `nr`, interrupted by a handler with SA_RESTART, is restarted: everything but
+/// the waits the kernel never restarts (signal(7): sleeps, poll/select/epoll, signal waits,
+/// System V IPC waits).
+pub fn restartable(nr: u64) -> bool {
+    const NEVER: &[S] = &[
+        S::pause, S::rt_sigsuspend, S::nanosleep, S::clock_nanosleep, S::select, S::pselect6, S::poll, S::ppoll,
+        S::epoll_wait, S::epoll_pwait, S::epoll_pwait2, S::rt_sigtimedwait, S::msgrcv, S::msgsnd, S::semop,
+        S::semtimedop, S::io_getevents,
+    ];
+    !NEVER.iter().any(|&s| s as u64 == nr)
+}
 
 /// The entry for guest system call `nr`.
 pub fn lookup(nr: u64) -> Option<&'static SyscallDesc> {
@@ -203,6 +406,8 @@ mod tests {
         assert_eq!(lookup(1).map(|d| d.name), Some("write"));
         assert_eq!(lookup(S::openat as u64).map(|d| d.name), Some("openat"));
         assert!(lookup(999).is_none());
+        assert!(restartable(S::read as u64) && restartable(S::wait4 as u64));
+        assert!(!restartable(S::nanosleep as u64) && !restartable(S::epoll_wait as u64));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The amd64 guest: the synthetic CPU's register state and the front end that lifts x86-64
 //! machine code into IR (iced-x86 decodes; `lift/` builds the IR by instruction family; lazy
-//! flags in `flags.rs`; emulated CPUID/RDTSC in `cpuid.rs`; helper functions in `helpers.rs`).
+//! flags in `flags.rs`; emulated CPUID/RDTSC in `cpuid.rs`; helper functions in `helpers.rs`
+//! (integer) and `x87.rs` (floating point)).
 //!
 //! Depends on `vg-ir` (the IR) and `vg-core::arch` (the `GuestArch` trait) only.
 
@@ -12,7 +13,9 @@ pub mod cpuid;
 pub mod flags;
 pub mod helpers;
 mod lift;
+pub mod sigframe;
 pub mod state;
+pub mod x87;
 
 use alloc::format;
 use alloc::string::String;
@@ -78,6 +81,17 @@ impl GuestArch for Amd64 {
     }
     fn sp(state: &[u8]) -> u64 {
         rd64(state, off_gpr(RSP))
+    }
+    fn restart_syscall(state: &mut [u8]) {
+        sigframe::restart_syscall(state)
+    }
+    const SIGFRAME_MAX: u64 = sigframe::SIGFRAME_MAX;
+    unsafe fn push_signal_frame(state: &mut [u8], d: &vg_core::arch::SigDelivery) {
+        // SAFETY: the trait's contract is the function's.
+        unsafe { sigframe::push_signal_frame(state, d) }
+    }
+    fn pop_signal_frame(state: &mut [u8], readable: &dyn Fn(u64, u64) -> bool) -> Option<vg_core::arch::SigRestored> {
+        sigframe::pop_signal_frame(state, readable)
     }
 }
 

@@ -39,8 +39,11 @@ pub struct Amd64State {
     pub ymm: [[u64; 4]; 17],
     /// SSE rounding mode (bits 13..14 of mxcsr, 0 = nearest); the rest of mxcsr is not modelled.
     pub sseround: u64,
-    /// x87 registers as F64 (long double is approximated by double), tags, top-of-stack,
-    /// rounding mode and condition bits C3..C0.
+    /// x87 registers as F64 (long double is approximated by double) in *stack order*:
+    /// `fpreg[k]` is ST(k) and `fptag[k]` its tag (0 empty, 1 valid); `ftop` is the physical
+    /// top-of-stack (0..7) the status word shows, so physical register i is ST((i - ftop) & 7);
+    /// `fpround` the control word's rounding field (0..3); `fc3210` the condition bits C3..C0
+    /// in their status-word positions (mask 0x4700). See `lift/x87.rs`.
     pub fpreg: [u64; 8],
     pub fptag: [u8; 8],
     pub ftop: u32,

@@ -11,7 +11,9 @@
 //! - indirect exit: `mov rax, next; mov [rbp+pc], rax; mov r11, xindir; jmp r11`;
 //! - assisted exit: `mov [rbp+pc], dst; mov eax, code; mov r11, xassisted; jmp r11`.
 //!
-//! Every translation starts with `dec dword [rsp+EVC]; js evcheck_stub`.
+//! Every translation starts with `dec dword [rsp+EVC]; js evcheck_stub`. A direct exit back to
+//! the block's own entry (a loop that fits one superblock) jumps straight to that start instead:
+//! the event check still runs every iteration, and its stub stores the entry address as the pc.
 
 // dynasm! converts dynamic register numbers with `.into()`, which is a no-op for our u8s.
 #![allow(clippy::useless_conversion)]
@@ -90,6 +92,9 @@ pub struct Emitter<'a> {
     disp: &'a DispatchAddrs,
     pub chain_sites: Vec<ChainSite>,
     stubs: Vec<(DynLabel, u64, JumpKind)>,
+    /// The guest address the block starts at, and the label of its first instruction.
+    entry: Option<u64>,
+    top: DynLabel,
 }
 
 fn is_chainable(k: JumpKind) -> bool {
@@ -97,9 +102,20 @@ fn is_chainable(k: JumpKind) -> bool {
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(alloc: &'a Allocation, spill_offset: u32, pc_off: u32, disp: &'a DispatchAddrs) -> Emitter<'a> {
+    /// `entry`: the block's guest start address, if known (enables direct self-loops).
+    pub fn new(
+        alloc: &'a Allocation,
+        spill_offset: u32,
+        pc_off: u32,
+        entry: Option<u64>,
+        disp: &'a DispatchAddrs,
+    ) -> Emitter<'a> {
+        let mut ops = CodeBuf::with_capacity(1024);
+        let top = ops.new_dynamic_label();
         Emitter {
-            ops: CodeBuf::with_capacity(1024),
+            ops,
+            entry,
+            top,
             alloc,
             spill_offset: spill_offset as i32,
             pc_off: pc_off as i32,
@@ -115,14 +131,22 @@ impl<'a> Emitter<'a> {
     fn slot(&self, k: u32) -> Mem {
         Mem { base: RBP, index: None, disp: self.spill_offset + 16 * k as i32 }
     }
+    /// The memory a value not in a register lives in: its spill slot or its home.
+    fn in_mem(&self, l: Loc) -> Mem {
+        match l {
+            Loc::Spill(k) => self.slot(k),
+            Loc::Home(off) => Mem { base: RBP, index: None, disp: off as i32 },
+            _ => unreachable!("{l:?} is not in memory"),
+        }
+    }
     // ---- integer operand helpers
 
     /// `v` in a register, reloading it into `scratch` if spilled.
     fn ireg(&mut self, v: VReg, scratch: u8) -> u8 {
         match self.loc(v) {
             Loc::Reg(r) => r,
-            Loc::Spill(k) => {
-                let m = self.slot(k);
+            l @ (Loc::Spill(_) | Loc::Home(_)) => {
+                let m = self.in_mem(l);
                 with_mem!(self.ops, m, [mov Rq(scratch), QWORD], []);
                 scratch
             }
@@ -134,8 +158,8 @@ impl<'a> Emitter<'a> {
         match self.loc(v) {
             Loc::Reg(s) if s == r => {}
             Loc::Reg(s) => dynasm!(self.ops ; .arch x64 ; mov Rq(r), Rq(s)),
-            Loc::Spill(k) => {
-                let m = self.slot(k);
+            l @ (Loc::Spill(_) | Loc::Home(_)) => {
+                let m = self.in_mem(l);
                 with_mem!(self.ops, m, [mov Rq(r), QWORD], [])
             }
             Loc::Unused => panic!("use of unallocated {v:?}"),
@@ -157,7 +181,8 @@ impl<'a> Emitter<'a> {
                 let m = self.slot(k);
                 with_mem!(self.ops, m, [mov QWORD], [, Rq(r)])
             }
-            Loc::Unused => {}
+            // Only the load from the home defines a homed value, and it is skipped.
+            Loc::Home(_) | Loc::Unused => {}
         }
     }
     fn esrc(&mut self, s: &Src) -> ESrc {
@@ -165,7 +190,7 @@ impl<'a> Emitter<'a> {
             Src::I(i) => ESrc::I(i),
             Src::R(v) => match self.loc(v) {
                 Loc::Reg(r) => ESrc::R(r),
-                Loc::Spill(k) => ESrc::M(self.slot(k)),
+                l @ (Loc::Spill(_) | Loc::Home(_)) => ESrc::M(self.in_mem(l)),
                 Loc::Unused => panic!("use of unallocated {v:?}"),
             },
             Src::M(am) => ESrc::M(self.mem(&am)),
@@ -234,8 +259,8 @@ impl<'a> Emitter<'a> {
     fn xreg(&mut self, v: VReg, scratch: u8) -> u8 {
         match self.loc(v) {
             Loc::Reg(r) => r,
-            Loc::Spill(k) => {
-                let m = self.slot(k);
+            l @ (Loc::Spill(_) | Loc::Home(_)) => {
+                let m = self.in_mem(l);
                 with_mem!(self.ops, m, [movdqu Rx(scratch),], []);
                 scratch
             }
@@ -256,7 +281,7 @@ impl<'a> Emitter<'a> {
                 let m = self.slot(k);
                 with_mem!(self.ops, m, [movdqu], [, Rx(r)])
             }
-            Loc::Unused => {}
+            Loc::Home(_) | Loc::Unused => {}
         }
     }
     /// Copy `v` into xmm register `r`.
@@ -264,8 +289,8 @@ impl<'a> Emitter<'a> {
         match self.loc(v) {
             Loc::Reg(s) if s == r => {}
             Loc::Reg(s) => dynasm!(self.ops ; .arch x64 ; movaps Rx(r), Rx(s)),
-            Loc::Spill(k) => {
-                let m = self.slot(k);
+            l @ (Loc::Spill(_) | Loc::Home(_)) => {
+                let m = self.in_mem(l);
                 with_mem!(self.ops, m, [movdqu Rx(r),], [])
             }
             Loc::Unused => panic!("use of unallocated {v:?}"),
@@ -305,6 +330,7 @@ impl<'a> Emitter<'a> {
     /// Emit a whole translation.
     pub fn emit_block(&mut self, insts: &[Inst]) {
         let evc = self.ops.new_dynamic_label();
+        self.ops.dynamic_label(self.top);
         dynasm!(self.ops ; .arch x64 ; dec DWORD [rsp + EVC_OFFSET]);
         self.jcc_label(Cc(0x8), evc); // js
         for i in insts {
@@ -316,7 +342,15 @@ impl<'a> Emitter<'a> {
             self.exit_seq(dst, kind);
         }
         self.ops.dynamic_label(evc);
+        if let Some(pc) = self.entry {
+            self.store_pc_imm(pc);
+        }
         self.assisted(EVCHECK_CODE);
+    }
+
+    /// Whether a direct exit to `dst` may jump straight back to the start of this block.
+    fn self_loop(&self, dst: u64, kind: JumpKind) -> bool {
+        self.entry == Some(dst) && is_chainable(kind)
     }
 
     fn inst(&mut self, inst: &Inst) {
@@ -341,6 +375,7 @@ impl<'a> Emitter<'a> {
             }
             Inst::Shift { op, w, dst, a, amt } => self.shift(*op, *w, *dst, *a, *amt),
             Inst::Un { op, dst, a } => self.unary(*op, *dst, *a),
+            Inst::Load { dst, .. } | Inst::VLoad { dst, .. } if matches!(self.loc(*dst), Loc::Home(_)) => {}
             Inst::Load { w, dst, am } => {
                 let m = self.mem(am);
                 let d = self.dreg(*dst);
@@ -457,13 +492,20 @@ impl<'a> Emitter<'a> {
                     dynasm!(self.ops ; .arch x64 ; mov rdi, rbp);
                     n = 1;
                 }
-                for a in args {
+                for (a, ext) in args {
                     let r = ARG_REGS[n];
                     n += 1;
                     match a {
                         Src::R(v) => self.load_into(r, *v),
                         Src::I(i) => self.mov_imm(r, *i as i64 as u64),
                         Src::M(_) => unreachable!("memory call argument"),
+                    }
+                    match ext {
+                        ArgExt::None => {}
+                        ArgExt::Zx1 => dynasm!(self.ops ; .arch x64 ; and Rd(r), 1),
+                        ArgExt::Zx8 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
+                        ArgExt::Zx16 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
+                        ArgExt::Zx32 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
                     }
                 }
                 dynasm!(self.ops ; .arch x64 ; mov rax, QWORD *addr as i64 ; call rax);
@@ -474,6 +516,13 @@ impl<'a> Emitter<'a> {
                     self.set_dst(*d, RAX);
                 }
             }
+            Inst::Exit { cc: None, dst, kind } if self.self_loop(*dst, *kind) => {
+                let l = self.top;
+                self.ops.extend(&[0xe9]);
+                self.ops.push_i32(0);
+                self.ops.dynamic_reloc(l, 0, 4, 0, 2);
+            }
+            Inst::Exit { cc: Some(cc), dst, kind } if self.self_loop(*dst, *kind) => self.jcc_label(*cc, self.top),
             Inst::Exit { cc: None, dst, kind } => self.exit_seq(*dst, *kind),
             Inst::Exit { cc: Some(cc), dst, kind } => {
                 let l = self.ops.new_dynamic_label();
@@ -703,7 +752,7 @@ impl<'a> Emitter<'a> {
                     // d already holds b: d = d op a.
                     let ra = match a_loc {
                         Loc::Reg(r) => ESrc::R(r),
-                        Loc::Spill(k) => ESrc::M(self.slot(k)),
+                        l @ (Loc::Spill(_) | Loc::Home(_)) => ESrc::M(self.in_mem(l)),
                         Loc::Unused => panic!("use of unallocated {a:?}"),
                     };
                     self.alu_op(op, w64, d, ra);

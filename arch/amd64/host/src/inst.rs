@@ -224,6 +224,16 @@ pub enum FromVec {
     Cvtss2si32,
 }
 
+/// How a helper argument is widened to 64 bits in its argument register.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum ArgExt {
+    None,
+    Zx1,
+    Zx8,
+    Zx16,
+    Zx32,
+}
+
 /// How a shift gets its count.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Amt {
@@ -258,7 +268,7 @@ pub enum Inst {
     Div { signed: bool, w: u8, dst: VReg, dst_hi: Option<VReg>, lo: VReg, hi: Option<VReg>, d: VReg },
     /// SysV call; `guard`: call only if the condition holds on the flags set just before
     /// (`dst` then gets 0 when skipped).
-    Call { addr: usize, args: Vec<Src>, pass_state: bool, dst: Option<VReg>, guard: Option<Cc> },
+    Call { addr: usize, args: Vec<(Src, ArgExt)>, pass_state: bool, dst: Option<VReg>, guard: Option<Cc> },
     /// A direct exit to `dst`: a side exit when `cc` is set (flags set just before), else the
     /// end of the block.
     Exit { cc: Option<Cc>, dst: u64, kind: JumpKind },
@@ -358,7 +368,7 @@ impl Inst {
                 }
             }
             Call { args, dst, .. } => {
-                args.iter().for_each(|a| src(a, l));
+                args.iter().for_each(|(a, _)| src(a, l));
                 l.add_clobber(i, RegClass::Int, CALL_CLOBBER_INT);
                 l.add_clobber(i, RegClass::Vec, CALL_CLOBBER_VEC);
                 if let Some(d) = dst {

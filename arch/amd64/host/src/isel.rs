@@ -6,6 +6,10 @@
 //! `cmp` + `jcc`/`cmovcc` for guards and ITEs, `[base + index*scale + disp]` addresses for
 //! loads and stores, `[rbp + off]` memory operands for `Get`s and immediate operands.
 //! Deferred `Get`s are materialised before anything that writes the guest state.
+//!
+//! A whole-register `Get` (I64, V128) gets its guest-state slot as a *home* for the register
+//! allocator, valid until the first later write to the slot: if it must be spilled, its uses
+//! read the slot and no spill code is needed.
 
 use crate::inst::*;
 use alloc::format;
@@ -39,6 +43,8 @@ struct Isel<'a> {
     live: Liveness,
     /// Deferred `Get`s, to materialise before the guest state is written.
     pending_gets: Vec<Temp>,
+    /// Vregs loaded by a `Get` whose slot has not been written since: (vreg, offset, size).
+    open_homes: Vec<(VReg, u32, u32)>,
 }
 
 type R<T> = Result<T, String>;
@@ -88,6 +94,7 @@ pub fn select(sb: &Superblock) -> R<VCode> {
         insts: Vec::with_capacity(sb.stmts.len() * 2),
         live: Liveness::new(),
         pending_gets: Vec::new(),
+        open_homes: Vec::new(),
     };
     for i in 0..sb.stmts.len() {
         s.stmt(i)?;
@@ -98,6 +105,9 @@ pub fn select(sb: &Superblock) -> R<VCode> {
             let next = s.reg(a)?;
             s.push(Inst::ExitInd { next, kind: sb.jump })
         }
+    }
+    for (v, off, _) in core::mem::take(&mut s.open_homes) {
+        s.live.set_home(v, off, None);
     }
     Ok(VCode { insts: s.insts, live: s.live })
 }
@@ -131,6 +141,28 @@ impl<'a> Isel<'a> {
     fn consume(&mut self, t: Temp) {
         self.vals[t.0 as usize] = Val::Unset;
         self.pending_gets.retain(|&p| p != t);
+    }
+
+    /// The guest state `[off, off + len)` is written by the next instruction: homes overlapping
+    /// it are valid only up to that instruction's uses.
+    fn state_written(&mut self, off: u32, len: u32) {
+        let at = self.insts.len();
+        let live = &mut self.live;
+        self.open_homes.retain(|&(v, o, n)| {
+            let overlap = o < off + len && off < o + n;
+            if overlap {
+                live.set_home(v, o, Some(at));
+            }
+            !overlap
+        });
+    }
+
+    /// Compute a `Put`'s value ahead of the store itself.
+    fn put_operand(&mut self, val: Atom) -> R<Atom> {
+        if let Atom::Tmp(t) = val {
+            self.materialise(t)?;
+        }
+        Ok(val)
     }
 
     fn flush_gets(&mut self) -> R<()> {
@@ -313,7 +345,10 @@ impl<'a> Isel<'a> {
             }
             Stmt::Put { off, val } => {
                 self.flush_gets()?;
-                self.store(Amode::state(*off), *val)?;
+                // Operands are selected first: they may still read homes the Put overwrites.
+                let val = self.put_operand(*val)?;
+                self.state_written(*off, self.ty(val).bytes());
+                self.store(Amode::state(*off), val)?;
             }
             Stmt::Store { addr, val } => {
                 let am = self.amode(*addr)?;
@@ -329,6 +364,9 @@ impl<'a> Isel<'a> {
             },
             Stmt::Dirty(d) => {
                 self.flush_gets()?;
+                for &(o, n) in &d.writes_state {
+                    self.state_written(o, n);
+                }
                 if d.args.len() + d.pass_state as usize > 6 {
                     return Err(format!("too many helper arguments for {}", d.callee.name));
                 }
@@ -368,27 +406,27 @@ impl<'a> Isel<'a> {
         Ok(())
     }
 
-    fn call_args(&mut self, args: &[Atom]) -> R<Vec<Src>> {
+    /// Helper arguments: each with the width it is zero-extended from when loaded into its
+    /// argument register (the IR passes narrow values zero-extended to 64 bits).
+    fn call_args(&mut self, args: &[Atom]) -> R<Vec<(Src, ArgExt)>> {
         let mut out = Vec::with_capacity(args.len());
         for &a in args {
             let ty = self.ty(a);
-            // Narrow arguments are zero-extended: C callees may rely on it for bool/char/short.
-            let s = match (a, ty) {
-                (Atom::Const(c), _) if ty.is_int() => match simm32(c, Ty::I64) {
-                    Some(i) if c.bits() <= u32::MAX as u64 || ty == Ty::I64 => Src::I(i),
-                    _ => Src::R(self.reg(a)?),
-                },
-                (_, Ty::I1 | Ty::I8 | Ty::I16) => {
-                    let r = self.reg(a)?;
-                    let op = match ty {
-                        Ty::I1 => UnOp::Zx1,
-                        Ty::I8 => UnOp::Zx8,
-                        _ => UnOp::Zx16,
-                    };
-                    Src::R(self.un(op, r))
-                }
-                (_, Ty::I32 | Ty::I64) => Src::R(self.reg(a)?),
+            let ext = match ty {
+                Ty::I1 => ArgExt::Zx1,
+                Ty::I8 => ArgExt::Zx8,
+                Ty::I16 => ArgExt::Zx16,
+                Ty::I32 => ArgExt::Zx32,
+                Ty::I64 => ArgExt::None,
                 _ => return Err(format!("unsupported helper argument type {ty:?}")),
+            };
+            let s = match a {
+                // Constants are stored zero-extended: an immediate that fits needs no extension.
+                Atom::Const(c) => match i32::try_from(c.bits() as i64) {
+                    Ok(i) => (Src::I(i), ArgExt::None),
+                    Err(_) => (Src::R(self.reg(a)?), ArgExt::None),
+                },
+                _ => (Src::R(self.reg(a)?), ext),
             };
             out.push(s);
         }
@@ -485,7 +523,13 @@ impl<'a> Isel<'a> {
     fn expr(&mut self, e: &Expr, ty: Ty) -> R<Val> {
         match e {
             Expr::Atom(a) => self.val(*a),
-            Expr::Get { off, ty } => self.load(*ty, Amode::state(*off)),
+            Expr::Get { off, ty } => {
+                let v = self.load(*ty, Amode::state(*off))?;
+                if let (Ty::I64 | Ty::V128, Val::R(r)) = (ty, v) {
+                    self.open_homes.push((r, *off, ty.bytes()));
+                }
+                Ok(v)
+            }
             Expr::Load { ty, addr } => {
                 let am = self.amode(*addr)?;
                 self.load(*ty, am)

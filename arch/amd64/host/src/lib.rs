@@ -14,12 +14,14 @@ pub mod inst;
 pub mod isel;
 
 #[cfg(test)]
+mod random_blocks;
+#[cfg(test)]
 mod tests;
 
 use alloc::format;
 use alloc::string::String;
 use vg_core::arch::{DispatchAddrs, HostArch, HostCode, RunExit, StateLayout};
-use vg_ir::{JumpKind, Superblock};
+use vg_ir::{JumpKind, Stmt, Superblock};
 
 pub use dispatch::{EVENT_COUNTER, EVENT_QUANTUM, fast_index};
 
@@ -70,7 +72,12 @@ impl HostArch for Amd64Host {
         let alloc = live
             .allocate(&inst::HOST_REGS, layout.spill_size / 16)
             .map_err(|e| format!("register allocation failed: {e:?}"))?;
-        let mut em = emit::Emitter::new(&alloc, layout.spill_offset, sb.pc_offset, disp);
+        // The first IMark is the block's entry (the front end starts every block with one).
+        let entry = sb.stmts.iter().find_map(|s| match s {
+            Stmt::IMark { addr, .. } => Some(*addr),
+            _ => None,
+        });
+        let mut em = emit::Emitter::new(&alloc, layout.spill_offset, sb.pc_offset, entry, disp);
         em.emit_block(&insts);
         let chain_sites = core::mem::take(&mut em.chain_sites);
         let bytes = em.ops.finish().map_err(|e| format!("code emission failed: {e:?}"))?;

@@ -12,7 +12,7 @@ use vg_core::codebuf::ExecMem;
 use vg_ir::{Atom, Binop, Callee, Const, Dirty, Expr, JumpKind, Stmt, Superblock, Ty, Unop, VecOp};
 
 /// The dispatcher's event counter is global: run one translation at a time.
-static RUN_LOCK: Mutex<()> = Mutex::new(());
+pub(crate) static RUN_LOCK: Mutex<()> = Mutex::new(());
 
 const PC: u32 = 128;
 const STATE_SIZE: u32 = 256;
@@ -712,8 +712,49 @@ fn compact_code_for_simple_block() {
     let hc = Amd64Host::compile(&s_end(s), &LAYOUT, &Amd64Host::dispatch_addrs()).unwrap();
     let mut text = alloc::string::String::new();
     Amd64Host::disassemble(&hc.bytes, 0, &mut text);
-    // dec/js, mov, add, mov, pc store, mov r11 + call, evcheck stub (3)
-    assert!(text.lines().count() <= 11, "{text}");
+    // dec/js, mov, add, mov, pc store, mov r11 + call, evcheck stub (pc store + 3)
+    assert!(text.lines().count() <= 12, "{text}");
     let _ = Expr::Atom(Atom::u64(0));
 }
 
+
+/// A counting loop whose back edge targets the block's own entry (0x1000).
+fn self_loop_block(limit: u64) -> Superblock {
+    let mut s = sb();
+    let x = s.get(out(0), Ty::I64);
+    let x1 = s.binop(Binop::Add(Ty::I64), x, Atom::u64(1));
+    s.put(out(0), x1);
+    let again = s.binop(Binop::CmpLTU(Ty::I64), x1, Atom::u64(limit));
+    s.exit(again, 0x1000, JumpKind::Boring);
+    s_end(s)
+}
+
+#[test]
+fn self_loops_jump_straight_back_to_the_block_start() {
+    let mut env = Env::new();
+    let s = self_loop_block(1000);
+    let hc = Amd64Host::compile(&s, &LAYOUT, &Amd64Host::dispatch_addrs()).unwrap();
+    // Only the fall-through exit is a chain site: the back edge is a plain jump to offset 0.
+    assert_eq!(hc.chain_sites.iter().map(|c| c.dst).collect::<Vec<_>>(), vec![0x2000]);
+    let mut text = alloc::string::String::new();
+    Amd64Host::disassemble(&hc.bytes, 0, &mut text);
+    assert!(text.contains("jb 0\n"), "{text}");
+    env.set(PC, 0x1000);
+    run_block(&mut env, s);
+    assert_eq!(env.get(out(0)), 1000);
+}
+
+#[test]
+fn self_loops_still_end_time_slices_with_the_entry_pc() {
+    let mut env = Env::new();
+    let (code, _) = env.install(&self_loop_block(1_000_000));
+    let _g = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    EVENT_COUNTER.store(5, core::sync::atomic::Ordering::Relaxed);
+    env.set(PC, 0x1000);
+    // SAFETY: as in Env::run_at.
+    let r = unsafe { Amd64Host::run(env.state.as_mut_ptr() as *mut u8, code, env.table.as_ptr() as *const u8, 15) };
+    assert_eq!(r, RunExit::EventCheck);
+    // Entries 1..=5 ran the body; the sixth entry's check ended the slice.
+    assert_eq!(env.get(out(0)), 5);
+    assert_eq!(env.pc(), 0x1000);
+}

@@ -1,10 +1,12 @@
 //! The superblock driver and the operand/flags plumbing shared by the instruction families
-//! (`int.rs`: the integer ISA, `sse.rs`: SSE/SSE2).
+//! (`int.rs`: the integer ISA, `sse.rs`: SSE/SSE2, `x87.rs`: the x87 FPU).
 //!
 //! One superblock: decode with iced-x86 up to `max_insns` instructions, an `IMark` per
 //! instruction, side exits for conditional branches, following unconditional direct jumps and
 //! calls when chasing is enabled, ending at indirect branches, returns and system calls. An
-//! instruction that cannot be decoded or lifted ends the block before it with a `NoDecode` exit.
+//! instruction that cannot be decoded or lifted ends the block before it with a `NoDecode` exit;
+//! one that decodes but is defined to fault (ud2, privileged instructions) ends the block at it
+//! with the signal's jump kind (`SigIll`, `SigSegv`).
 //!
 //! Flags are lazy: every flag-setting instruction writes the thunk (see `flags.rs`); a condition
 //! whose flags were set by a known operation earlier in the same block is computed by direct IR
@@ -12,6 +14,7 @@
 
 mod int;
 mod sse;
+mod x87;
 
 use crate::flags::*;
 use crate::state::*;
@@ -114,6 +117,9 @@ impl Lifter {
             return o;
         }
         if let Some(o) = self.lift_sse() {
+            return o;
+        }
+        if let Some(o) = self.lift_x87() {
             return o;
         }
         Outcome::Unhandled

@@ -58,6 +58,18 @@ pub trait GuestArch {
     fn pc(state: &[u8]) -> u64;
     fn sp(state: &[u8]) -> u64;
 
+    /// The frame-pointer register (the unwinder's fallback when there is no CFI).
+    fn frame_pointer(state: &[u8]) -> u64;
+
+    /// A client request: the address of its six-word argument block (request code first) and
+    /// the default result the request macro preloaded.
+    fn client_request(state: &[u8]) -> (u64, u64);
+    /// Write a client request's result where the request macro reads it.
+    fn set_client_request_result(state: &mut [u8], v: u64);
+    /// Offset of the guest register `VALGRIND_GET_ORIG_FN` reads (NRADDR): a wrapper's
+    /// translation sets it to the address of the function it wraps.
+    const NRADDR_OFFSET: u32;
+
     /// Point the pc back at the system-call instruction just executed (the number register
     /// still holds the call's number), so that the call is made again: SA_RESTART.
     fn restart_syscall(state: &mut [u8]);

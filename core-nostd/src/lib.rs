@@ -14,7 +14,8 @@
 //! - [`transtab`]: translation table and fast cache; [`translate`]: the pipeline driver;
 //!   [`scheduler`]: runs the guest; [`signals`]: the core's host signal handlers.
 //! - [`debuginfo`]: symbols, lines, CFI; [`errors`]: the error manager, suppressions, XML;
-//!   [`redir`]: redirection and function wrapping.
+//!   [`redir`]: redirection and function wrapping; [`stacks`]: the run's debug info and stack
+//!   traces; [`clientreq`]: client requests; [`reportopts`]: their options.
 //! - [`startup`]: `main` of a tool executable, wiring the above together.
 
 #![no_std]
@@ -25,6 +26,7 @@ pub mod arch;
 pub mod tool;
 pub mod arena;
 pub mod aspace;
+pub mod clientreq;
 pub mod codebuf;
 pub mod debuginfo;
 pub mod errors;
@@ -33,9 +35,11 @@ pub mod log;
 pub mod options;
 pub mod redir;
 pub mod regalloc;
+pub mod reportopts;
 pub mod rt;
 pub mod scheduler;
 pub mod signals;
+pub mod stacks;
 pub mod startup;
 pub mod syscall;
 pub mod threads;

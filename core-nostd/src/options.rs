@@ -235,6 +235,7 @@ pub fn parse<T: Tool>(args: &[&str], tool: &mut T, pid: i32, envp: &[&str]) -> R
             }
             ("--child-silent-after-fork", Some(v)) => o.child_silent_after_fork = parse_bool(arg, v)?,
             ("--track-fds", Some(v)) => o.track_fds = parse_bool(arg, v)?,
+            _ if let Some(r) = crate::reportopts::parse(arg) => r.map_err(|why| bad(arg, why))?,
             _ => match tool.process_option(arg) {
                 OptionResult::Taken => {}
                 OptionResult::Unknown => return Err(OptError::Unknown(arg.to_string())),

@@ -358,7 +358,18 @@ fn assisted<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, kind: JumpKi
             synchronous::<G>(slot, st, info, &detail)
         }
         JumpKind::Boring | JumpKind::Call | JumpKind::Ret | JumpKind::Yield => Flow::Continue,
-        JumpKind::ClientReq | JumpKind::InvalICache | JumpKind::NoRedir => {
+        JumpKind::ClientReq => {
+            // SAFETY: the lock holder is the only user of the shared data; the tool outlives
+            // the run.
+            let sh = unsafe { shared::<T>() };
+            crate::clientreq::handle::<G, H, T>(st, unsafe { &mut *sh.tool }, &mut sh.tt, &sh.disp);
+            Flow::Continue
+        }
+        JumpKind::NoRedir => {
+            crate::clientreq::call_noredir::<G>(st);
+            Flow::Continue
+        }
+        JumpKind::InvalICache => {
             panic!("jump kind {kind:?} at {pc:#x} is not supported yet")
         }
     }
@@ -622,7 +633,7 @@ fn fatal_signal(sig: i32, detail: &str, pc: u64) -> GuestExit {
     if !detail.is_empty() {
         let _ = writeln!(s, " {detail}");
     }
-    let _ = writeln!(s, "   at {pc:#X}: ???");
+    s.push_str(&crate::stacks::current_thread_trace(pc));
     crate::log::user_lines(&s);
     GuestExit::Signal(sig)
 }
@@ -633,7 +644,7 @@ fn report_undecodable<G: GuestArch>(pc: u64) {
     let mut s = String::new();
     use core::fmt::Write;
     let _ = writeln!(s, "valgrind: Unrecognised instruction at address {pc:#x}.");
-    let _ = writeln!(s, "   at {pc:#X}: ???");
+    s.push_str(&crate::stacks::current_thread_trace(pc));
     let _ = writeln!(s, "Your program just tried to execute an instruction that this tool could not");
     let _ = writeln!(s, "decode. Either the program has a bug and jumped to garbage (or executed");
     let _ = writeln!(s, "an instruction its CPU does not have), or the instruction is not supported");

@@ -181,6 +181,10 @@ fn install_async(sig: i32, a: &GuestSigAction) {
         return;
     }
     let handler = ASYNC_HANDLER.load(Ordering::Relaxed);
+    if handler == 0 {
+        // The core's handlers are not installed (no guest runs): leave the host alone.
+        return;
+    }
     let host = if a.handler == SIG_IGN {
         KernelSigaction { handler: SIG_IGN as usize, flags: SA_RESTORER, restorer: restorer as *const () as usize, mask: 0 }
     } else {

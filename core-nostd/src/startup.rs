@@ -47,6 +47,7 @@ pub fn main<G: GuestArch, H: HostArch, O: Os, T: Tool>(mut tool: T, si: &StartIn
         }
     }
     tool.post_options();
+    crate::stacks::init::<G>();
 
     let client_args = &opt_args[client..];
     let Some(&exe) = client_args.first() else {

@@ -156,8 +156,19 @@ pub fn set_current(slot: usize) {
     CURRENT.store(slot, Ordering::Relaxed);
 }
 
-/// The lock holder's thread record.
+/// The lock holder's thread record. Before the guest runs (the OS layer's own tests) this is
+/// a record of no thread, so that the signal calls have a mask to work on.
 pub fn current() -> &'static mut Thread {
+    if !running() {
+        return table()[0].get_or_insert(Thread {
+            tid: 0,
+            state: core::ptr::null_mut(),
+            mask: 0,
+            suspend_saved: None,
+            altstack: (0, 2, 0),
+            clear_child_tid: 0,
+        });
+    }
     thread(current_slot())
 }
 

@@ -38,6 +38,12 @@ pub trait Tool {
     fn post_options(&mut self) {}
     /// Add instrumentation to a superblock (before optimisation).
     fn instrument(&mut self, sb: Superblock, layout: &StateLayout) -> Superblock;
+    /// A client request the core does not service itself (`MALLOCLIKE_BLOCK`, the mempool
+    /// requests, the tool's own requests): `args` is the request's argument block (code
+    /// first). `Some(result)` if the tool handled it; `None` leaves it unknown to the core.
+    fn handle_client_request(&mut self, _args: &[u64; 6]) -> Option<u64> {
+        None
+    }
     /// Called when the guest has exited, with its exit code.
     fn fini(&mut self, _exit_code: i32) {}
 }

@@ -1,7 +1,11 @@
 //! The translation pipeline: lift, optimise, instrument, optimise again, compile — and the
-//! `--trace-flags` printing of each step.
+//! `--trace-flags` printing of each step. Redirection is applied here: a redirected address is
+//! translated from its replacement's code (a wrapper's translation first sets the guest's
+//! NRADDR to the original), and an address tagged with [`NOREDIR_TAG`] is translated from its
+//! own code whatever the redirections say.
 //!
-//! Uses: `arch` (front and back end), `tool` (instrumentation), `vg_ir::opt`, `log`.
+//! Uses: `arch` (front and back end), `tool` (instrumentation), `vg_ir::opt`, `log`,
+//! `redir::live` (the active redirections).
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -21,6 +25,34 @@ pub mod trace {
     pub const ISEL: u32 = 0x04;
     pub const REGALLOC: u32 = 0x02;
     pub const ASSEMBLY: u32 = 0x01;
+}
+
+/// Set on a guest address (which is never canonical with it) to ask for its translation
+/// without redirection: a wrapper calling its original (`JumpKind::NoRedir`). The translation
+/// table keeps such translations apart from the redirected ones under this key.
+pub const NOREDIR_TAG: u64 = 1 << 63;
+
+/// The client's code as the front end sees it for one translation: a redirected address reads
+/// as not decodable, so that the lifter never follows a call or jump into a redirected
+/// function but ends the block there. The block's entry is exempt until the lifter has moved
+/// past it: a translation without redirection starts at a redirected address, and a recursive
+/// call back to it must still go through the redirection.
+struct RedirAware<'a> {
+    inner: &'a dyn CodeSource,
+    entry: u64,
+    left_entry: core::cell::Cell<bool>,
+}
+
+impl CodeSource for RedirAware<'_> {
+    fn code(&self, addr: u64, max: usize) -> &[u8] {
+        if addr != self.entry {
+            self.left_entry.set(true);
+        }
+        if (addr != self.entry || self.left_entry.get()) && crate::redir::live::lookup(addr).is_some() {
+            return &[];
+        }
+        self.inner.code(addr, max)
+    }
 }
 
 /// What the translator needs from the command line.
@@ -63,8 +95,32 @@ pub fn translate<G: GuestArch, H: HostArch, T: Tool>(
         state_size: G::STATE_SIZE,
     };
 
-    let sb = G::lift(code, pc, cfg.limits);
-    let (guest_len, guest_insns) = guest_extent(&sb, pc);
+    let (lift_at, redirected) = if pc & NOREDIR_TAG != 0 {
+        (pc & !NOREDIR_TAG, false)
+    } else {
+        match crate::redir::live::lookup(pc) {
+            Some((to, _)) => (to, true),
+            None => (pc, false),
+        }
+    };
+    let mut sb = if crate::redir::live::any_active() {
+        G::lift(&RedirAware { inner: code, entry: lift_at, left_entry: core::cell::Cell::new(false) }, lift_at, cfg.limits)
+    } else {
+        G::lift(code, lift_at, cfg.limits)
+    };
+    let (mut guest_len, guest_insns) = guest_extent(&sb, lift_at);
+    if redirected {
+        // The replacement learns what it replaces (VALGRIND_GET_ORIG_FN); the translation
+        // stands for the original's entry only.
+        sb.stmts.insert(0, vg_ir::Stmt::Put { off: G::NRADDR_OFFSET, val: vg_ir::Atom::u64(pc) });
+        guest_len = 1;
+    }
+    if lift_at != pc {
+        // The back end takes the first IMark as the address the translation is entered for
+        // (an exit to it loops straight back): that is `pc`, not where the code came from. An
+        // empty mark covers no instruction.
+        sb.stmts.insert(0, vg_ir::Stmt::IMark { addr: pc, len: 0 });
+    }
     show(flag(trace::FRONT_END), "Front end", &sb, out);
     let sb = vg_ir::opt::optimise(sb, &opt_cfg);
     show(flag(trace::AFTER_OPT1), "After initial optimisation", &sb, out);

@@ -5,7 +5,9 @@
 //! is undone), as Valgrind does. A direct-mapped fast cache, read by the dispatcher's indirect-jump
 //! path, maps a guest address to host code; the full map behind it is a B-tree.
 //!
-//! Uses: `arch` (chaining is done by the host back end), `syscalls` for the code memory.
+//! Uses: `arch` (chaining is done by the host back end), `syscalls` for the code memory,
+//! `redir::live` (addresses whose redirection changed are discarded) and `translate`'s
+//! no-redirection tag.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -108,6 +110,10 @@ impl TransTab {
         code: &HostCode,
         disp: &DispatchAddrs,
     ) -> *const u8 {
+        // Translations made before a redirection of their address changed are stale.
+        for addr in crate::redir::live::take_changed() {
+            self.discard_range::<H>(addr, 1, disp);
+        }
         let len = (code.bytes.len() + 15) & !15;
         assert!(len <= SECTOR_SIZE, "translation larger than a code sector");
         let sector = self.sector_with_room::<H>(len, disp);
@@ -143,7 +149,11 @@ impl TransTab {
         let victims: Vec<u64> = self
             .map
             .values()
-            .filter(|t| t.guest < end && t.guest.saturating_add(t.guest_len) > start)
+            .filter(|t| {
+                // A translation made without redirection covers the code under its untagged key.
+                let g = t.guest & !crate::translate::NOREDIR_TAG;
+                g < end && g.saturating_add(t.guest_len) > start
+            })
             .map(|t| t.guest)
             .collect();
         for g in victims {

@@ -17,12 +17,17 @@ pub struct CpuState {
     pub rflags: u64,
     pub _pad: u64,
     pub xmm: [u128; 16],
+    /// Upper halves of ymm0-15; loaded and stored only by pages made with
+    /// [`CodePage::with_ymm`] (other pages leave them alone).
+    pub ymm_hi: [u128; 16],
 }
 
 const OFF_RFLAGS: i64 = 128;
 const OFF_XMM: i64 = 144;
 const _: () = assert!(std::mem::offset_of!(CpuState, xmm) == OFF_XMM as usize);
 const _: () = assert!(std::mem::offset_of!(CpuState, rflags) == OFF_RFLAGS as usize);
+const OFF_YMM_HI: i64 = OFF_XMM + 256;
+const _: () = assert!(std::mem::offset_of!(CpuState, ymm_hi) == OFF_YMM_HI as usize);
 
 /// Something that can run the code in `[start, end)` (reaching `end` means done) on a state.
 pub trait Executor {
@@ -42,6 +47,8 @@ const SNIPPET: usize = 0x1000;
 pub struct CodePage {
     base: *mut u8,
     snippet_len: usize,
+    /// Whether the trampoline also loads and stores the ymm upper halves (needs AVX2).
+    ymm: bool,
 }
 
 fn mmap_rwx(len: usize) -> *mut u8 {
@@ -89,6 +96,13 @@ impl Asm {
         self.bytes(&[0x80 | ((r as u8 & 7) << 3) | 7]);
         self.bytes(&disp.to_le_bytes());
     }
+    /// A VEX-encoded `prefix-bytes ModRM [rdi + disp32]` with register field `r` (the caller's
+    /// VEX bytes already carry the inverted R bit for `r`).
+    fn vex_rdi(&mut self, vex_and_op: &[u8], r: usize, disp: i32) {
+        self.bytes(vex_and_op);
+        self.bytes(&[0x80 | ((r as u8 & 7) << 3) | 7]);
+        self.bytes(&disp.to_le_bytes());
+    }
     fn push(&mut self, r: usize) {
         if r >= 8 {
             self.bytes(&[0x41]);
@@ -111,8 +125,18 @@ const CALLEE_SAVED: [usize; 6] = [3, 5, 12, 13, 14, 15];
 
 impl CodePage {
     pub fn new() -> CodePage {
+        Self::make(false)
+    }
+
+    /// A page whose trampoline also transfers the ymm upper halves (`CpuState::ymm_hi`); the
+    /// host must have AVX2.
+    pub fn with_ymm() -> CodePage {
+        Self::make(true)
+    }
+
+    fn make(ymm: bool) -> CodePage {
         let base = mmap_rwx(PAGE_LEN);
-        let page = CodePage { base, snippet_len: 0 };
+        let page = CodePage { base, snippet_len: 0, ymm };
         page.write(0, &page.prologue());
         page
     }
@@ -134,6 +158,13 @@ impl CodePage {
         }
         a.rip_op(0x89, RSP, self.addr(SLOT_HOST_RSP));
         a.rip_op(0x89, RDI, self.addr(SLOT_CTX));
+        if self.ymm {
+            // vmovdqu ymm_i, [rdi + hi_i - 16]: the upper half lands right; the lower half is
+            // replaced by the xmm load below (legacy SSE loads keep the upper half).
+            for i in 0..16 {
+                a.vex_rdi(&[0xc5, if i >= 8 { 0x7e } else { 0xfe }, 0x6f], i, (OFF_YMM_HI + 16 * i as i64 - 16) as i32);
+            }
+        }
         for i in 0..16 {
             a.rdi_op(&[0xf3], false, &[0x0f, 0x6f], i, (OFF_XMM + 16 * i as i64) as i32);
         }
@@ -166,6 +197,14 @@ impl CodePage {
         a.bytes(&[0xfc]);
         for i in 0..16 {
             a.rdi_op(&[0xf3], false, &[0x0f, 0x7f], i, (OFF_XMM + 16 * i as i64) as i32);
+        }
+        if self.ymm {
+            for i in 0..16 {
+                // vextracti128 [rdi + hi_i], ymm_i, 1
+                a.vex_rdi(&[0xc4, if i >= 8 { 0x63 } else { 0xe3 }, 0x7d, 0x39], i, (OFF_YMM_HI + 16 * i as i64) as i32);
+                a.bytes(&[1]);
+            }
+            a.bytes(&[0xc5, 0xf8, 0x77]); // vzeroupper: leave the host's SSE code unpenalised
         }
         for r in CALLEE_SAVED.iter().rev() {
             a.pop(*r);

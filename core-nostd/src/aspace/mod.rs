@@ -633,11 +633,15 @@ pub fn notify_client_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, o
     } else {
         None
     };
+    if let Some(path) = &name {
+        crate::stacks::notify_file_map(addr, len, prot, path, off);
+    }
     aspace().record_client_mmap(addr, len, prot, flags, name, off);
 }
 
 /// Record an unmapping done by the client.
 pub fn notify_munmap(addr: u64, len: u64) {
+    crate::stacks::notify_unmap(addr, len);
     aspace().record_munmap(addr, len);
 }
 

@@ -117,7 +117,7 @@ fn arch_prctl_works_on_the_guest_state() {
 }
 
 #[test]
-fn signal_calls_are_recorded_not_applied() {
+fn signal_calls_are_emulated() {
     setup();
     let mut st = [0u8; 8];
     let page = ret(sys(&mut st, S::mmap, [0, 0x1000, PROT_RW, ANON, u64::MAX, 0]));

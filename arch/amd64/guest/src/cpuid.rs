@@ -6,16 +6,26 @@
 //! long-mode extended leaves (lm, lahf/sahf, lzcnt, syscall, nx). Cache geometry comes from leaf 4 (leaf 2 says so
 //! with descriptor 0xff) so that libc's string functions get sensible thresholds.
 
+use crate::helpers::{XCR0, XSAVE_SIZE};
 use crate::state::{off_gpr, RAX, RBX, RCX, RDX};
 use vg_ir::Callee;
 
+/// Whether AVX, AVX2 and FMA are advertised (and the AVX state component enabled in XCR0).
+pub const AVX: bool = false;
+
+/// Leaf 1 ecx: sse3(0) ssse3(9) cx16(13) sse4_1(19) sse4_2(20) movbe(22) popcnt(23) xsave(26)
+/// osxsave(27), and with `AVX` fma(12) avx(28).
+const LEAF1_ECX: u32 = (1 << 13) | (1 << 23) | (1 << 26) | (1 << 27) | if AVX { (1 << 12) | (1 << 28) } else { 0 };
+/// Leaf 7 ebx: bmi1(3) bmi2(8), and with `AVX` avx2(5).
+const LEAF7_EBX: u32 = if AVX { 1 << 5 } else { 0 };
+
 /// (leaf, subleaf or None for any) -> eax, ebx, ecx, edx.
 const LEAVES: &[(u32, Option<u32>, [u32; 4])] = &[
-    // Highest basic leaf 7; "GenuineIntel" in ebx, edx, ecx.
-    (0, None, [7, 0x756e_6547, 0x6c65_746e, 0x4965_6e69]),
-    // Family 6 model 0x3c stepping 3; clflush 64 bytes, 1 logical CPU; ecx: cx16(13)
-    // popcnt(23); edx: fpu(0) tsc(4) cx8(8) cmov(15) clflush(19) mmx(23) fxsr(24) sse(25) sse2(26).
-    (1, None, [0x0003_06c3, 0x0001_0800, (1 << 13) | (1 << 23), (1 << 0) | (1 << 4) | (1 << 8) | (1 << 15) | (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26)]),
+    // Highest basic leaf 0xd; "GenuineIntel" in ebx, edx, ecx.
+    (0, None, [0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69]),
+    // Family 6 model 0x3c stepping 3; clflush 64 bytes, 1 logical CPU; ecx: LEAF1_ECX;
+    // edx: fpu(0) tsc(4) cx8(8) cmov(15) clflush(19) mmx(23) fxsr(24) sse(25) sse2(26).
+    (1, None, [0x0003_06c3, 0x0001_0800, LEAF1_ECX, (1 << 0) | (1 << 4) | (1 << 8) | (1 << 15) | (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26)]),
     // One round, descriptor 0xff: "use leaf 4".
     (2, None, [0x0000_ff01, 0, 0, 0]),
     // Deterministic cache parameters: L1d 32K, L1i 32K, L2 256K, L3 8M, 64-byte lines.
@@ -23,9 +33,16 @@ const LEAVES: &[(u32, Option<u32>, [u32; 4])] = &[
     (4, Some(1), [0x0000_0122, (7 << 22) | 63, 63, 0]),
     (4, Some(2), [0x0000_0143, (7 << 22) | 63, 511, 0]),
     (4, Some(3), [0x0000_0163, (15 << 22) | 63, 8191, 0]),
+    // Structured extended features: sub-leaf 0 only.
+    (7, Some(0), [0, LEAF7_EBX, 0, 0]),
+    // XSAVE: the XCR0 components, the area size for them (standard and compacted formats are
+    // the same size); sub-leaf 1: xsaveopt(0) xsavec(1); sub-leaf 2: the AVX component.
+    (0xd, Some(0), [XCR0 as u32, XSAVE_SIZE, XSAVE_SIZE, 0]),
+    (0xd, Some(1), [0b11, XSAVE_SIZE, 0, 0]),
+    (0xd, Some(2), if AVX { [256, 576, 0, 0] } else { [0; 4] }),
     (0x8000_0000, None, [0x8000_0008, 0, 0, 0]),
-    // lahf_lm (ecx 0), abm = lzcnt (ecx 5); syscall (edx 11), nx (20), lm (29).
-    (0x8000_0001, None, [0, 0, 1 | (1 << 5), (1 << 11) | (1 << 20) | (1 << 29)]),
+    // lahf_lm (ecx 0), abm = lzcnt (ecx 5); syscall (edx 11), nx (20), rdtscp (27), lm (29).
+    (0x8000_0001, None, [0, 0, 1 | (1 << 5), (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29)]),
     // Brand string "Synthetic amd64 CPU (vg-rs)", 48 bytes NUL-padded.
     (0x8000_0002, None, [0x746e_7953, 0x6974_6568, 0x6d61_2063, 0x2034_3664]),
     (0x8000_0003, None, [0x2055_5043, 0x2d67_7628, 0x0029_7372, 0]),

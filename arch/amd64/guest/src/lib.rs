@@ -82,6 +82,16 @@ impl GuestArch for Amd64 {
     fn sp(state: &[u8]) -> u64 {
         rd64(state, off_gpr(RSP))
     }
+    fn frame_pointer(state: &[u8]) -> u64 {
+        rd64(state, off_gpr(RBP))
+    }
+    fn client_request(state: &[u8]) -> (u64, u64) {
+        (rd64(state, off_gpr(RAX)), rd64(state, off_gpr(RDX)))
+    }
+    fn set_client_request_result(state: &mut [u8], v: u64) {
+        wr64(state, off_gpr(RDX), v)
+    }
+    const NRADDR_OFFSET: u32 = OFF_NRADDR;
     fn restart_syscall(state: &mut [u8]) {
         sigframe::restart_syscall(state)
     }

@@ -145,7 +145,7 @@ pub extern "C" fn amd64_x87_f64_to_f80_se(b: u64) -> u64 {
 }
 
 /// Widening is exact: every double (subnormals included) is a normal extended value.
-fn f64_to_f80(b: u64) -> (u64, u16) {
+pub(crate) fn f64_to_f80(b: u64) -> (u64, u16) {
     let s = ((b >> 63) as u16) << 15;
     if is_zero(b) {
         return (0, s);
@@ -299,7 +299,7 @@ pub extern "C" fn amd64_x87_fscale(x: u64, y: u64) -> u64 {
 ///
 /// # Safety
 /// `state` must point to a guest state block (`crate::state::Amd64State` layout).
-unsafe fn read_fpu(state: *const u8) -> ([u64; 8], [u8; 8], u32, u32, u64) {
+pub(crate) unsafe fn read_fpu(state: *const u8) -> ([u64; 8], [u8; 8], u32, u32, u64) {
     use crate::state::*;
     // SAFETY: the offsets lie inside the state block the caller vouches for; unaligned reads.
     unsafe {

@@ -601,6 +601,17 @@ impl<'a> Isel<'a> {
             }
             Zext(from, to) | Sext(from, to) if from == to => self.val(a),
             Zext(from, to) => {
+                // A narrow `Get` used only here: its zero-extending load is the whole extension.
+                if let Some((t, Expr::Get { off, ty })) = self.deferred_expr(a)
+                    && *ty == from
+                    && matches!(from, Ty::I8 | Ty::I16 | Ty::I32)
+                    && to != Ty::I128
+                {
+                    self.consume(t);
+                    let dst = self.new_int();
+                    self.push(Inst::Load { w: width(from), dst, am: Amode::state(*off) });
+                    return r(dst);
+                }
                 let s = self.reg(a)?;
                 let lo = match from {
                     Ty::I1 => self.un(UnOp::Zx1, s),

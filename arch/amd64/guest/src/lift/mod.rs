@@ -1,5 +1,6 @@
 //! The superblock driver and the operand/flags plumbing shared by the instruction families
-//! (`int.rs`: the integer ISA, `sse.rs`: SSE/SSE2, `x87.rs`: the x87 FPU).
+//! (`int.rs`: the integer ISA, `sse.rs`: SSE/SSE2, `sse4.rs`: SSE3..SSE4.2, `bmi.rs`: BMI1/2 and
+//! movbe, `x87.rs`: the x87 FPU, `save.rs`: fxsave/xsave and other processor-state instructions).
 //!
 //! One superblock: decode with iced-x86 up to `max_insns` instructions, an `IMark` per
 //! instruction, side exits for conditional branches, following unconditional direct jumps and
@@ -12,8 +13,12 @@
 //! whose flags were set by a known operation earlier in the same block is computed by direct IR
 //! comparisons instead of the helper call.
 
+mod bmi;
 mod int;
+mod save;
+mod special;
 mod sse;
+mod sse4;
 mod x87;
 
 use crate::flags::*;
@@ -75,6 +80,14 @@ pub fn lift_block(code: &dyn CodeSource, addr: u64, limits: LiftLimits) -> Super
             return l.sb;
         }
         n += 1;
+        match special::lift_special(&mut l, code, pc) {
+            Some(special::SpecialNext::Continue(next)) => {
+                pc = next;
+                continue;
+            }
+            Some(special::SpecialNext::Ended) => return l.sb,
+            None => {}
+        }
         let bytes = code.code(pc, 15);
         let mut dec = Decoder::with_ip(64, bytes, pc, DecoderOptions::NONE);
         let ins = dec.decode();
@@ -120,6 +133,15 @@ impl Lifter {
             return o;
         }
         if let Some(o) = self.lift_x87() {
+            return o;
+        }
+        if let Some(o) = self.lift_save() {
+            return o;
+        }
+        if let Some(o) = self.lift_sse4() {
+            return o;
+        }
+        if let Some(o) = self.lift_bmi() {
             return o;
         }
         Outcome::Unhandled

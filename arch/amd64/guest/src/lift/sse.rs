@@ -113,17 +113,17 @@ const SCALAR: &[(M, fn(Ty) -> Binop, Ty)] = &[
     (M::Maxss, Binop::MaxF, Ty::F32),
 ];
 
-fn is_xmm_op(l: &Lifter, i: u32) -> bool {
+pub(super) fn is_xmm_op(l: &Lifter, i: u32) -> bool {
     l.ins.op_kind(i) == OpKind::Register && l.ins.op_register(i).is_xmm()
 }
 
 impl Lifter {
-    fn xoff(&self, i: u32) -> u32 {
+    pub(super) fn xoff(&self, i: u32) -> u32 {
         off_ymm(self.ins.op_register(i).number())
     }
 
     /// Operand `i` (xmm or memory) as `ty`: a register gives its low `ty` bits.
-    fn xsrc(&mut self, i: u32, ty: Ty) -> Option<Atom> {
+    pub(super) fn xsrc(&mut self, i: u32, ty: Ty) -> Option<Atom> {
         match self.ins.op_kind(i) {
             OpKind::Register if self.ins.op_register(i).is_xmm() => {
                 let off = self.xoff(i);
@@ -261,20 +261,6 @@ impl Lifter {
                 Some(Outcome::Next)
             }
             M::Movmskps | M::Movmskpd => self.movmsk(m == M::Movmskps),
-            M::Pextrw => {
-                if !is_xmm_op(self, 1) {
-                    return Some(Outcome::Unhandled);
-                }
-                let s = self.xsrc(1, Ty::V128)?;
-                let k = (self.ins.immediate(2) as u8 & 7) * 2;
-                let sh = self.sb.binop(Binop::VecShift(VecOp::ShrBytes), s, Atom::u8(k));
-                let lo = self.sb.unop(Unop::V128to32, sh);
-                let w = self.sb.binop(Binop::And(Ty::I32), lo, Atom::u32(0xffff));
-                let ty = self.op_ty(0);
-                let w = self.sb.zext(w, ty);
-                self.put_reg(self.ins.op_register(0), w);
-                Some(Outcome::Next)
-            }
             M::Pinsrw => {
                 // Replace word `imm & 7`: edit the 64-bit half that holds it.
                 let w = match self.ins.op_kind(1) {

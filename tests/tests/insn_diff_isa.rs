@@ -1,0 +1,860 @@
+//! Differential instruction tests of the ISA extensions beyond SSE2 (SSE3, SSSE3, SSE4.1,
+//! SSE4.2, BMI1/2, MOVBE, CRC32, fxsave/xsave and friends; AVX/AVX2/FMA when advertised): every
+//! lifted form runs natively on the real CPU, through the lifter + IR interpreter, and through
+//! the JIT, each with whole superblocks and with one instruction per block, on many random
+//! register, flag, xmm/ymm and memory states; all GPRs, the defined arithmetic flags, DF,
+//! xmm0-15 (and the ymm upper halves) and the memory buffer must agree.
+//!
+//! The harness is the one of `insn_diff.rs` (spec syntax: iced `Code` names with operands; `m`
+//! / `m+N` for `[r15 + N]`), with the ymm upper halves carried through the trampoline.
+
+use iced_x86::{
+    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, Instruction, InstructionBlock, MemoryOperand,
+    Register, RflagsBits,
+};
+use std::collections::HashMap;
+use vg_amd64_guest::state::*;
+use vg_amd64_guest::{flags, Amd64};
+use vg_amd64_host::{fast_index, Amd64Host};
+use vg_core::arch::{CodeSource, GuestArch, HostArch, LiftLimits, RunExit, StateLayout};
+use vg_core::codebuf::ExecMem;
+use vg_core::transtab::FastEntry;
+use vg_ir::interp::{self, HostMemory};
+use vg_ir::opt::OptConfig;
+use vg_ir::JumpKind;
+use vg_tests::native::{CodePage, CpuState, Executor, Native};
+
+const TRIALS: usize = 50;
+const BUF_LEN: usize = 8192;
+/// r15 points here (data area [0, 4096)); rsp starts at STACK_TOP.
+const DATA_PTR: usize = 2048;
+const STACK_TOP: usize = 7168;
+const OSZACP: u64 = flags::OSZACP;
+const DF: u64 = 1 << 10;
+
+// ---------------------------------------------------------------- random inputs
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// Integers that exercise carries, signs and zero as well as random bits.
+    fn int(&mut self) -> u64 {
+        const SPECIAL: [u64; 14] = [
+            0,
+            1,
+            u64::MAX,
+            0x7f,
+            0x80,
+            0xff,
+            0x7fff,
+            0x8000,
+            0xffff,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            i64::MAX as u64,
+            i64::MIN as u64,
+        ];
+        let r = self.next();
+        match self.below(10) {
+            0..=3 => r,
+            4 => SPECIAL[self.below(SPECIAL.len() as u64) as usize],
+            5 => self.below(17),
+            6 => r & 0xff | (self.next() & !0xff),
+            7 => (self.below(5) as i64 - 2) as u64,
+            8 => (r as i8) as u64 | (self.next() << 8),
+            _ => (r as i32) as i64 as u64,
+        }
+    }
+    /// 64 bits of xmm lane: random bits or a "nice" double / pair of floats.
+    fn lane(&mut self) -> u64 {
+        match self.below(4) {
+            0 | 1 => self.next(),
+            2 => ((self.below(2001) as i64 - 1000) as f64 / 4.0).to_bits(),
+            _ => {
+                let a = (self.below(201) as i32 - 100) as f32 * 0.5;
+                let b = (self.below(201) as i32 - 100) as f32;
+                (a.to_bits() as u64) << 32 | b.to_bits() as u64
+            }
+        }
+    }
+}
+
+/// Fix-ups of the random state a form needs to be well defined (and not fault natively).
+#[derive(Clone, Copy, Debug)]
+enum Fix {
+    None,
+    /// rax and rdx hold small signed string lengths (pcmpestr*).
+    Lens,
+    /// [r15 .. r15+64) holds eight doubles (no NaNs) for the x87 stack of the save forms, and
+    /// edx:eax the xsave component mask `XCR0`.
+    X87Full,
+    /// Bytes of xmm1 / xmm2 drawn from a small alphabet with some zeroes (string compares).
+    Strings,
+}
+
+struct Form {
+    spec: String,
+    fix: Fix,
+}
+
+fn f(spec: impl Into<String>) -> Form {
+    Form { spec: spec.into(), fix: Fix::None }
+}
+fn fx(spec: impl Into<String>, fix: Fix) -> Form {
+    Form { spec: spec.into(), fix }
+}
+
+
+// ---------------------------------------------------------------- the forms
+
+fn forms() -> Vec<Form> {
+    let mut v = Vec::new();
+    // Packed two-operand forms, register and memory sources.
+    let vec2 = [
+        "Pshufb", "Phaddw", "Phaddd", "Phaddsw", "Phsubw", "Phsubd", "Phsubsw", "Pmaddubsw", "Pmulhrsw", "Psignb",
+        "Psignw", "Psignd", "Pabsb", "Pabsw", "Pabsd", "Pminsb", "Pminsd", "Pminuw", "Pminud", "Pmaxsb", "Pmaxsd",
+        "Pmaxuw", "Pmaxud", "Pmulld", "Pmuldq", "Packusdw", "Pcmpeqq", "Pcmpgtq", "Phminposuw", "Addsubps", "Addsubpd",
+        "Haddps", "Haddpd", "Hsubps", "Hsubpd", "Pblendvb", "Blendvps", "Blendvpd",
+    ];
+    for (k, op) in vec2.iter().enumerate() {
+        v.push(f(format!("{op}_xmm_xmmm128 xmm1 xmm{}", 2 + k % 13)));
+        v.push(f(format!("{op}_xmm_xmmm128 xmm9 m+{}", 16 * (k % 4))));
+    }
+    v.push(f("Ptest_xmm_xmmm128 xmm1 xmm2"));
+    v.push(f("Ptest_xmm_xmmm128 xmm1 m"));
+    // ptest with operands that make ZF/CF set.
+    v.push(f("Ptest_xmm_xmmm128 xmm1 xmm1"));
+    v.push(f("Pxor_xmm_xmmm128 xmm3 xmm3; Ptest_xmm_xmmm128 xmm3 xmm2"));
+    v.push(f("Pcmpeqb_xmm_xmmm128 xmm3 xmm3; Ptest_xmm_xmmm128 xmm3 xmm2"));
+    for imm in [0u8, 0x5, 0xa, 0xf, 0x3, 0x0c] {
+        v.push(f(format!("Blendps_xmm_xmmm128_imm8 xmm1 xmm2 {imm}")));
+        v.push(f(format!("Pblendw_xmm_xmmm128_imm8 xmm1 m {}", imm.wrapping_mul(37))));
+    }
+    for imm in 0..4 {
+        v.push(f(format!("Blendpd_xmm_xmmm128_imm8 xmm1 xmm2 {imm}")));
+    }
+    for imm in [0, 1, 4, 7, 8, 15, 16, 17, 24, 31, 32, 200] {
+        v.push(f(format!("Palignr_xmm_xmmm128_imm8 xmm1 xmm2 {imm}")));
+    }
+    v.push(f("Palignr_xmm_xmmm128_imm8 xmm1 m 5"));
+    for (op, mem) in [
+        ("Pmovzxbw_xmm_xmmm64", 8),
+        ("Pmovzxbd_xmm_xmmm32", 4),
+        ("Pmovzxbq_xmm_xmmm16", 2),
+        ("Pmovzxwd_xmm_xmmm64", 8),
+        ("Pmovzxwq_xmm_xmmm32", 4),
+        ("Pmovzxdq_xmm_xmmm64", 8),
+        ("Pmovsxbw_xmm_xmmm64", 8),
+        ("Pmovsxbd_xmm_xmmm32", 4),
+        ("Pmovsxbq_xmm_xmmm16", 2),
+        ("Pmovsxwd_xmm_xmmm64", 8),
+        ("Pmovsxwq_xmm_xmmm32", 4),
+        ("Pmovsxdq_xmm_xmmm64", 8),
+    ] {
+        v.push(f(format!("{op} xmm1 xmm2")));
+        // The load is only as wide as the lanes it widens: reading at the buffer's end works.
+        v.push(f(format!("{op} xmm3 m+{}", 2048 - mem)));
+    }
+    for imm in [0, 3, 9, 15, 21] {
+        v.push(f(format!("Pextrb_r32m8_xmm_imm8 eax xmm1 {imm}")));
+        v.push(f(format!("Pextrb_r32m8_xmm_imm8 m+3 xmm1 {imm}")));
+        v.push(f(format!("Pextrw_r32m16_xmm_imm8 m+5 xmm2 {imm}")));
+        v.push(f(format!("Pextrw_r32_xmm_imm8 ecx xmm2 {imm}")));
+        v.push(f(format!("Pextrd_rm32_xmm_imm8 edx xmm3 {imm}")));
+        v.push(f(format!("Pextrd_rm32_xmm_imm8 m xmm3 {imm}")));
+        v.push(f(format!("Pextrq_rm64_xmm_imm8 rbx xmm4 {imm}")));
+        v.push(f(format!("Pextrq_rm64_xmm_imm8 m+8 xmm4 {imm}")));
+        v.push(f(format!("Extractps_rm32_xmm_imm8 esi xmm5 {imm}")));
+        v.push(f(format!("Extractps_r64m32_xmm_imm8 rsi xmm5 {imm}")));
+        v.push(f(format!("Pinsrb_xmm_r32m8_imm8 xmm1 ecx {imm}")));
+        v.push(f(format!("Pinsrb_xmm_r32m8_imm8 xmm1 m+1 {imm}")));
+        v.push(f(format!("Pinsrd_xmm_rm32_imm8 xmm2 edx {imm}")));
+        v.push(f(format!("Pinsrd_xmm_rm32_imm8 xmm2 m {imm}")));
+        v.push(f(format!("Pinsrq_xmm_rm64_imm8 xmm3 r9 {imm}")));
+        v.push(f(format!("Pinsrq_xmm_rm64_imm8 xmm3 m {imm}")));
+    }
+    for imm in [0x00, 0x1b, 0x4e, 0xa5, 0xff, 0x31, 0xc0] {
+        v.push(f(format!("Insertps_xmm_xmmm32_imm8 xmm1 xmm2 {imm}")));
+        v.push(f(format!("Insertps_xmm_xmmm32_imm8 xmm1 m {imm}")));
+    }
+    for imm in [0, 1, 2, 3, 4, 8, 9, 10, 11, 12] {
+        v.push(f(format!("Roundps_xmm_xmmm128_imm8 xmm1 xmm2 {imm}")));
+        v.push(f(format!("Roundpd_xmm_xmmm128_imm8 xmm1 m {imm}")));
+        v.push(f(format!("Roundss_xmm_xmmm32_imm8 xmm1 xmm2 {imm}")));
+        v.push(f(format!("Roundsd_xmm_xmmm64_imm8 xmm1 m {imm}")));
+    }
+    // Rounding from MXCSR: set RC to each mode, round, restore.
+    for rc in 0..4u32 {
+        v.push(f(format!(
+            "Stmxcsr_m32 m+64; Mov_rm32_imm32 m+68 {}; Ldmxcsr_m32 m+68; Roundpd_xmm_xmmm128_imm8 xmm1 xmm2 4; Roundss_xmm_xmmm32_imm8 xmm3 xmm4 12; Ldmxcsr_m32 m+64",
+            0x1f80 | rc << 13
+        )));
+    }
+    for imm in [0xff, 0xf1, 0x3c, 0x92, 0x0f, 0xf0] {
+        v.push(f(format!("Dpps_xmm_xmmm128_imm8 xmm1 xmm2 {imm}")));
+        v.push(f(format!("Dppd_xmm_xmmm128_imm8 xmm1 m {}", imm & 0x33)));
+    }
+    for imm in 0..8 {
+        v.push(f(format!("Mpsadbw_xmm_xmmm128_imm8 xmm1 xmm2 {imm}")));
+    }
+    v.push(f("Mpsadbw_xmm_xmmm128_imm8 xmm1 m 5"));
+    for s in [
+        "Movddup_xmm_xmmm64 xmm1 xmm2",
+        "Movddup_xmm_xmmm64 xmm1 m+8",
+        "Movshdup_xmm_xmmm128 xmm1 xmm2",
+        "Movsldup_xmm_xmmm128 xmm1 m",
+        "Lddqu_xmm_m128 xmm1 m+3",
+        "Movntdqa_xmm_m128 xmm7 m+16",
+    ] {
+        v.push(f(s));
+    }
+    // String compares: every aggregation, polarity, format and output selection.
+    for imm in [0x00u32, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c, 0x30, 0x34, 0x38, 0x3c, 0x40, 0x44, 0x48, 0x4c, 0x01, 0x05, 0x09, 0x0d, 0x02, 0x06, 0x0a, 0x0e, 0x03, 0x07, 0x0b, 0x0f, 0x4f, 0x7a, 0x1a, 0x39] {
+        v.push(fx(format!("Pcmpistri_xmm_xmmm128_imm8 xmm1 xmm2 {imm}"), Fix::Strings));
+        v.push(fx(format!("Pcmpistrm_xmm_xmmm128_imm8 xmm1 xmm2 {imm}"), Fix::Strings));
+        v.push(fx(format!("Pcmpestri_xmm_xmmm128_imm8 xmm1 xmm2 {imm}"), Fix::Lens));
+        v.push(fx(format!("Pcmpestrm_xmm_xmmm128_imm8 xmm1 m {imm}"), Fix::Lens));
+        v.push(fx(format!("Pcmpestri64_xmm_xmmm128_imm8 xmm1 xmm2 {imm}"), Fix::Lens));
+        v.push(fx(format!("Pcmpestrm64_xmm_xmmm128_imm8 xmm1 xmm2 {imm}"), Fix::Strings));
+    }
+    v.push(fx("Pcmpistri_xmm_xmmm128_imm8 xmm1 m 0x0c", Fix::Strings));
+    for s in [
+        "Crc32_r32_rm8 eax cl",
+        "Crc32_r32_rm16 eax cx",
+        "Crc32_r32_rm32 eax m",
+        "Crc32_r64_rm8 rax m+1",
+        "Crc32_r64_rm64 r9 rcx",
+    ] {
+        v.push(f(s));
+    }
+    // BMI1/BMI2/MOVBE.
+    for (w, a, b, c) in [(32, "eax", "ecx", "edx"), (64, "rax", "rcx", "rdx"), (64, "r9", "r10", "r11")] {
+        for op in ["Andn", "Pdep", "Pext", "Mulx"] {
+            v.push(f(format!("VEX_{op}_r{w}_r{w}_rm{w} {a} {b} {c}")));
+            v.push(f(format!("VEX_{op}_r{w}_r{w}_rm{w} {a} {b} m")));
+        }
+        v.push(f(format!("VEX_Mulx_r{w}_r{w}_rm{w} {a} {a} {c}")));
+        for op in ["Bextr", "Bzhi", "Shlx", "Sarx", "Shrx"] {
+            v.push(f(format!("VEX_{op}_r{w}_rm{w}_r{w} {a} {b} {c}")));
+            v.push(f(format!("VEX_{op}_r{w}_rm{w}_r{w} {a} m {c}")));
+        }
+        for op in ["Blsi", "Blsmsk", "Blsr"] {
+            v.push(f(format!("VEX_{op}_r{w}_rm{w} {a} {b}")));
+            v.push(f(format!("VEX_{op}_r{w}_rm{w} {a} m")));
+            // A zero source: the carry cases.
+            v.push(f(format!("Xor_rm32_r32 ecx ecx; VEX_{op}_r{w}_rm{w} {a} {b}")));
+        }
+        for imm in [0, 1, 13, 31, 63] {
+            v.push(f(format!("VEX_Rorx_r{w}_rm{w}_imm8 {a} {b} {imm}")));
+        }
+        v.push(f(format!("VEX_Rorx_r{w}_rm{w}_imm8 {a} m 7")));
+        // Small controls for bextr/bzhi: start/length/index inside and around the width.
+        for ctl in [0x0000, 0x0400, 0x0804, 0x2010, 0x401f, 0x0120, 0x3f3f, 0x0840, 0x00ff, 0x10, 0x41, 0x1f] {
+            v.push(f(format!("Mov_r64_imm64 rdx {ctl}; VEX_Bextr_r{w}_rm{w}_r{w} {a} {b} {c}")));
+            v.push(f(format!("Mov_r64_imm64 rdx {ctl}; VEX_Bzhi_r{w}_rm{w}_r{w} {a} {b} {c}")));
+        }
+    }
+    for w in [16, 32, 64] {
+        let r = match w {
+            16 => "cx",
+            32 => "ecx",
+            _ => "rcx",
+        };
+        v.push(f(format!("Movbe_r{w}_m{w} {r} m+1")));
+        v.push(f(format!("Movbe_m{w}_r{w} m+3 {r}")));
+    }
+    for s in ["Tzcnt_r32_rm32 eax ecx", "Tzcnt_r64_rm64 rax m", "Tzcnt_r16_rm16 ax cx"] {
+        v.push(f(s));
+    }
+    save_forms(&mut v);
+    v
+}
+
+/// fxsave/xsave images and their restores. The instruction and operand pointers of the x87
+/// (which the synthetic CPU does not track) and MXCSR's sticky exception flags are cleared in
+/// the image before it is compared.
+fn save_forms(v: &mut Vec<Form>) {
+    let fill = "Fninit; Fld_m64fp m; Fld_m64fp m+8; Fld_m64fp m+16; Fld_m64fp m+24; Fld_m64fp m+32; Fld_m64fp m+40; Fld_m64fp m+48; Fld_m64fp m+56";
+    let scrub = |at: u32| {
+        format!(
+            "Mov_rm16_imm16 m+{} 0; Mov_rm64_imm32 m+{} 0; Mov_rm64_imm32 m+{} 0; And_rm32_imm8 m+{} -64",
+            at + 6,
+            at + 8,
+            at + 16,
+            at + 24
+        )
+    };
+    // The 512-byte legacy image at m+512 (and the xsave header after it).
+    for op in ["Fxsave_m512byte", "Fxsave64_m512byte"] {
+        v.push(fx(format!("{fill}; {op} m+512; {}; Fninit", scrub(512)), Fix::X87Full));
+    }
+    v.push(fx(format!("{fill}; Fldcw_m2byte m+1024; Fxsave64_m512byte m+512; {}; Fninit", scrub(512)), Fix::X87Full));
+    for op in ["Xsave64_mem", "Xsavec64_mem", "Xsave_mem", "Xsaveopt64_mem"] {
+        v.push(fx(format!("{fill}; {op} m+512; {}; Fninit", scrub(512)), Fix::X87Full));
+    }
+    // Restores: save, change the image, restore, look at the registers.
+    for (save, restore) in [("Fxsave64_m512byte", "Fxrstor64_m512byte"), ("Fxsave_m512byte", "Fxrstor_m512byte")] {
+        v.push(fx(
+            format!("{fill}; {save} m+512; Mov_rm64_imm32 m+672 -7; Mov_rm64_imm32 m+712 99; Fninit; {restore} m+512; Fstp_m64fp m+64; Fstp_m64fp m+72; Fstp_m64fp m+80; Fninit; Fnstsw_m2byte m+88"),
+            Fix::X87Full,
+        ));
+    }
+    for (save, restore) in [("Xsave64_mem", "Xrstor64_mem"), ("Xsavec64_mem", "Xrstor64_mem"), ("Xsave_mem", "Xrstor_mem")] {
+        v.push(fx(
+            format!("{fill}; {save} m+512; Mov_rm64_imm32 m+688 -7; Fninit; {restore} m+512; Fstp_m64fp m+64; Fstp_m64fp m+72; Fninit"),
+            Fix::X87Full,
+        ));
+        // A cleared XSTATE_BV bit restores the component's initial state (xmm zero, x87 empty).
+        v.push(fx(
+            format!("{fill}; {save} m+512; And_rm8_imm8 m+1024 -4; Fninit; Fld1; {restore} m+512; Fnstsw_m2byte m+88; Fnstcw_m2byte m+90; Fninit"),
+            Fix::X87Full,
+        ));
+    }
+    v.push(fx("Rdtscp; Mov_r32_imm32 eax 0; Mov_r32_imm32 edx 0; Mov_r32_imm32 ecx 0", Fix::None));
+}
+
+
+// ---------------------------------------------------------------- assembling specs
+
+struct Assembler {
+    codes: HashMap<String, Code>,
+    regs: HashMap<String, Register>,
+}
+
+enum Opnd {
+    R(Register),
+    M(i64),
+    I(i64),
+    B(usize),
+}
+
+const FAKE_IP: u64 = 0x1000_0000;
+
+impl Assembler {
+    fn new() -> Assembler {
+        let codes = Code::values().map(|c| (format!("{c:?}").to_ascii_lowercase(), c)).collect();
+        let regs = Register::values().map(|r| (format!("{r:?}").to_ascii_lowercase(), r)).collect();
+        Assembler { codes, regs }
+    }
+
+    fn parse_int(s: &str) -> Option<i64> {
+        let (neg, t) = match s.strip_prefix('-') {
+            Some(t) => (true, t),
+            None => (false, s),
+        };
+        let v = match t.strip_prefix("0x") {
+            Some(h) => i64::from_str_radix(h, 16).ok()?,
+            None => t.parse().ok()?,
+        };
+        Some(if neg { -v } else { v })
+    }
+
+    fn operand(&self, t: &str) -> Opnd {
+        let t = t.to_ascii_lowercase();
+        if let Some(k) = t.strip_prefix('@') {
+            return Opnd::B(k.parse().expect("branch index"));
+        }
+        if t == "m" {
+            return Opnd::M(0);
+        }
+        if let Some(d) = t.strip_prefix('m') {
+            return Opnd::M(Self::parse_int(d.trim_start_matches('+')).unwrap_or_else(|| panic!("bad operand {t}")));
+        }
+        if let Some(&r) = self.regs.get(&t) {
+            return Opnd::R(r);
+        }
+        Opnd::I(Self::parse_int(&t).unwrap_or_else(|| panic!("bad operand {t}")))
+    }
+
+    fn insn(&self, text: &str) -> Instruction {
+        let toks: Vec<&str> = text.split_whitespace().collect();
+        if toks[0] == "db" {
+            let bytes: Vec<u8> = toks[1..].iter().map(|b| u8::from_str_radix(b, 16).expect("hex byte")).collect();
+            return Instruction::with_declare_byte(&bytes).expect("db");
+        }
+        let code = *self.codes.get(&toks[0].to_ascii_lowercase()).unwrap_or_else(|| panic!("unknown Code {}", toks[0]));
+        let mut ops: Vec<Opnd> = toks[1..].iter().map(|t| self.operand(t)).collect();
+        if toks[0].ends_with("_1") {
+            // Shift/rotate by one: iced models the implicit 1 as an immediate operand.
+            ops.push(Opnd::I(1));
+        }
+        let mem = |d: i64| MemoryOperand::with_base_displ(Register::R15, d);
+        use Opnd::*;
+        let r = match ops.as_slice() {
+            [] => Ok(Instruction::with(code)),
+            [B(k)] => Instruction::with_branch(code, FAKE_IP + 16 * *k as u64),
+            [R(a)] => Instruction::with1(code, *a),
+            [M(d)] => Instruction::with1(code, mem(*d)),
+            [I(i)] => Instruction::with1(code, *i as i32),
+            [R(a), R(b)] => Instruction::with2(code, *a, *b),
+            [R(a), M(d)] => Instruction::with2(code, *a, mem(*d)),
+            [M(d), R(b)] => Instruction::with2(code, mem(*d), *b),
+            [R(a), I(i)] if *i >= i32::MIN as i64 && *i <= u32::MAX as i64 => {
+                if *i < 0 { Instruction::with2(code, *a, *i as i32) } else { Instruction::with2(code, *a, *i as u32) }
+            }
+            [R(a), I(i)] => Instruction::with2(code, *a, *i as u64),
+            [M(d), I(i)] => Instruction::with2(code, mem(*d), *i as i32),
+            [R(a), R(b), R(c)] => Instruction::with3(code, *a, *b, *c),
+            [R(a), R(b), I(i)] => Instruction::with3(code, *a, *b, *i as i32),
+            [R(a), M(d), I(i)] => Instruction::with3(code, *a, mem(*d), *i as i32),
+            [M(d), R(b), I(i)] => Instruction::with3(code, mem(*d), *b, *i as i32),
+            [M(d), R(b), R(c)] => Instruction::with3(code, mem(*d), *b, *c),
+            _ => panic!("unsupported operand combination in {text}"),
+        };
+        r.unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// Assemble a snippet for address `ip`.
+    fn assemble(&self, spec: &str, ip: u64) -> Vec<u8> {
+        let mut ins: Vec<Instruction> = spec.split(';').map(|s| self.insn(s.trim())).collect();
+        for (k, i) in ins.iter_mut().enumerate() {
+            i.set_ip(FAKE_IP + 16 * k as u64);
+        }
+        let block = InstructionBlock::new(&ins, ip);
+        BlockEncoder::encode(64, block, BlockEncoderOptions::NONE)
+            .unwrap_or_else(|e| panic!("{spec}: {e}"))
+            .code_buffer
+    }
+}
+
+/// Arithmetic flags the ISA leaves undefined after any instruction of `code`.
+fn undefined_flags(code: &[u8], ip: u64) -> u64 {
+    let mut d = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    let mut u = 0;
+    for ins in d.iter() {
+        let x = ins.rflags_undefined();
+        for (bit, fl) in [
+            (RflagsBits::OF, flags::OF),
+            (RflagsBits::SF, flags::SF),
+            (RflagsBits::ZF, flags::ZF),
+            (RflagsBits::AF, flags::AF),
+            (RflagsBits::CF, flags::CF),
+            (RflagsBits::PF, flags::PF),
+        ] {
+            if x & bit != 0 {
+                u |= fl;
+            }
+        }
+    }
+    u
+}
+
+// ---------------------------------------------------------------- the interpreter executor
+
+/// Code in [start, end): the lifter sees nothing at or past `end`.
+struct Snippet {
+    start: u64,
+    end: u64,
+}
+impl CodeSource for Snippet {
+    fn code(&self, addr: u64, max: usize) -> &[u8] {
+        if addr < self.start || addr >= self.end {
+            return &[];
+        }
+        let n = max.min((self.end - addr) as usize);
+        // SAFETY: [start, end) is the snippet in the test's live code page.
+        unsafe { std::slice::from_raw_parts(addr as *const u8, n) }
+    }
+}
+
+/// Lift + IR interpreter, `max_insns` guest instructions per superblock.
+struct Interp {
+    max_insns: usize,
+}
+
+fn to_guest(cpu: &CpuState, pc: u64) -> Vec<u8> {
+    let mut s = Amd64State::default();
+    s.gpr = cpu.gpr;
+    s.rip = pc;
+    s.cc_op = flags::CC_COPY;
+    s.cc_dep1 = cpu.rflags & OSZACP;
+    s.dflag = if cpu.rflags & DF != 0 { u64::MAX } else { 1 };
+    for i in 0..16 {
+        s.ymm[i][0] = cpu.xmm[i] as u64;
+        s.ymm[i][1] = (cpu.xmm[i] >> 64) as u64;
+        s.ymm[i][2] = cpu.ymm_hi[i] as u64;
+        s.ymm[i][3] = (cpu.ymm_hi[i] >> 64) as u64;
+    }
+    let mut v = vec![0u8; 3 * STATE_SIZE as usize];
+    // SAFETY: Amd64State is repr(C) plain data.
+    let bytes = unsafe { std::slice::from_raw_parts(&s as *const Amd64State as *const u8, STATE_SIZE as usize) };
+    v[..STATE_SIZE as usize].copy_from_slice(bytes);
+    v
+}
+
+fn from_guest(st: &[u8], cpu: &mut CpuState) {
+    // SAFETY: `st` holds an Amd64State written by `to_guest` and the IR; read unaligned.
+    let s: Amd64State = unsafe { std::ptr::read_unaligned(st.as_ptr() as *const Amd64State) };
+    cpu.gpr = s.gpr;
+    let f = flags::calculate_rflags_all(s.cc_op, s.cc_dep1, s.cc_dep2, s.cc_ndep);
+    cpu.rflags = f | 0x202 | if s.dflag == 1 { 0 } else { DF };
+    for i in 0..16 {
+        cpu.xmm[i] = s.ymm[i][0] as u128 | (s.ymm[i][1] as u128) << 64;
+        cpu.ymm_hi[i] = s.ymm[i][2] as u128 | (s.ymm[i][3] as u128) << 64;
+    }
+}
+
+impl Executor for Interp {
+    fn name(&self) -> String {
+        format!("interp(max_insns={})", self.max_insns)
+    }
+    fn run(&mut self, start: u64, end: u64, cpu: &mut CpuState) -> Result<(), String> {
+        let src = Snippet { start, end };
+        let mut st = to_guest(cpu, start);
+        let mut pc = start;
+        for _ in 0..100_000 {
+            if pc == end {
+                from_guest(&st, cpu);
+                return Ok(());
+            }
+            let sb = Amd64::lift(&src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
+            let (next, kind) = interp::run(&sb, &mut st, &mut HostMemory);
+            if next != end && !matches!(kind, JumpKind::Boring | JumpKind::Call | JumpKind::Ret) {
+                let bytes = src.code(next, 10);
+                return Err(format!(
+                    "block at {pc:#x} left with {kind:?} to {next:#x}\n{}",
+                    vg_amd64_guest::describe_undecodable(bytes, next)
+                ));
+            }
+            pc = next;
+        }
+        Err("did not reach the end of the snippet".into())
+    }
+}
+
+// ---------------------------------------------------------------- the JIT executor
+
+/// Spill area the back end may use after the state and its two shadows.
+const SPILL_SIZE: u32 = 4096;
+/// Fast lookup table entries (a power of two).
+const FAST_LEN: usize = 64;
+
+/// Lift + optimise + compile + run through the dispatcher, `max_insns` guest instructions per
+/// superblock. Translations live for one `run` (the snippet page is reused by the next form);
+/// direct exits are chained and indirect targets entered in the fast table, as the scheduler
+/// does, so both dispatcher paths are exercised.
+struct Jit {
+    max_insns: usize,
+    code: ExecMem,
+    used: usize,
+    fast: Vec<FastEntry>,
+    /// Guest pc -> host code of this run's translations.
+    trans: HashMap<u64, *const u8>,
+}
+
+impl Jit {
+    fn new(max_insns: usize) -> Jit {
+        Jit {
+            max_insns,
+            code: ExecMem::new(1 << 20).expect("mmap of the code area"),
+            used: 0,
+            fast: vec![FastEntry { guest: u64::MAX, host: 0 }; FAST_LEN],
+            trans: HashMap::new(),
+        }
+    }
+
+    fn layout() -> StateLayout {
+        StateLayout { state_size: STATE_SIZE, spill_offset: 3 * STATE_SIZE, spill_size: SPILL_SIZE }
+    }
+
+    /// The host code for guest `pc`, translating it on first use.
+    fn host_for(&mut self, src: &Snippet, pc: u64) -> Result<*const u8, String> {
+        if let Some(&h) = self.trans.get(&pc) {
+            return Ok(h);
+        }
+        let sb = Amd64::lift(src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
+        let cfg = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, state_size: STATE_SIZE };
+        let sb = vg_ir::opt::optimise(sb, &cfg);
+        let hc = Amd64Host::compile(&sb, &Self::layout(), &Amd64Host::dispatch_addrs())
+            .map_err(|e| format!("compile of the block at {pc:#x} failed: {e}\n{sb}"))?;
+        if self.used + hc.bytes.len() > self.code.len() {
+            return Err("code area full".into());
+        }
+        let at = self.code.write(self.used, &hc.bytes) as *const u8;
+        self.used = (self.used + hc.bytes.len() + 15) & !15;
+        self.trans.insert(pc, at);
+        let k = fast_index(pc, FAST_LEN as u64 - 1) as usize;
+        self.fast[k] = FastEntry { guest: pc, host: at as u64 };
+        Ok(at)
+    }
+}
+
+impl Executor for Jit {
+    fn name(&self) -> String {
+        format!("jit(max_insns={})", self.max_insns)
+    }
+    fn run(&mut self, start: u64, end: u64, cpu: &mut CpuState) -> Result<(), String> {
+        let src = Snippet { start, end };
+        self.used = 0;
+        self.trans.clear();
+        self.fast.fill(FastEntry { guest: u64::MAX, host: 0 });
+        let lay = Self::layout();
+        let mut block = vec![0u128; (lay.spill_offset + lay.spill_size) as usize / 16];
+        // SAFETY: a u128 vector viewed as its bytes.
+        let st = unsafe { std::slice::from_raw_parts_mut(block.as_mut_ptr() as *mut u8, block.len() * 16) };
+        st[..3 * STATE_SIZE as usize].copy_from_slice(&to_guest(cpu, start));
+        for _ in 0..100_000 {
+            let pc = Amd64::pc(st);
+            if pc == end {
+                from_guest(st, cpu);
+                return Ok(());
+            }
+            let entry = self.host_for(&src, pc)?;
+            // SAFETY: `entry` is a translation compiled for this layout; `st` has its full size;
+            // the fast table holds FAST_LEN entries of this run's translations.
+            let exit = unsafe { Amd64Host::run(st.as_mut_ptr(), entry, self.fast.as_ptr() as *const u8, FAST_LEN as u64 - 1) };
+            match exit {
+                RunExit::FastMiss | RunExit::EventCheck => {}
+                RunExit::ChainMe { site } => {
+                    let dst = Amd64::pc(st);
+                    if dst != end {
+                        let target = self.host_for(&src, dst)?;
+                        // SAFETY: `site` is a chain site of a live translation in our RWX area.
+                        unsafe { Amd64Host::chain(site as *mut u8, target) };
+                    }
+                }
+                RunExit::Assisted(JumpKind::Boring | JumpKind::Call | JumpKind::Ret) => {}
+                RunExit::Assisted(kind) => {
+                    let next = Amd64::pc(st);
+                    if next != end {
+                        let bytes = src.code(next, 10);
+                        return Err(format!(
+                            "block at {pc:#x} left with {kind:?} to {next:#x}\n{}",
+                            vg_amd64_guest::describe_undecodable(bytes, next)
+                        ));
+                    }
+                }
+            }
+        }
+        Err("did not reach the end of the snippet".into())
+    }
+}
+
+// ---------------------------------------------------------------- the driver
+
+/// The memory buffer: 16-byte aligned, at a stable address.
+struct Buffer(Vec<u128>);
+impl Buffer {
+    fn base(&self) -> u64 {
+        self.0.as_ptr() as u64
+    }
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: a u128 vector viewed as its bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, BUF_LEN) }
+    }
+}
+
+fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
+    let base = buf.base();
+    let mut c = CpuState::default();
+    for r in 0..16 {
+        c.gpr[r] = rng.int();
+    }
+    c.gpr[RSP] = base + STACK_TOP as u64;
+    c.gpr[15] = base + DATA_PTR as u64;
+    c.rflags = (rng.next() & OSZACP) | 0x202;
+    for x in c.xmm.iter_mut().chain(c.ymm_hi.iter_mut()) {
+        *x = rng.lane() as u128 | (rng.lane() as u128) << 64;
+    }
+    for b in buf.bytes().iter_mut() {
+        *b = rng.next() as u8;
+    }
+    match fix {
+        Fix::None => {}
+        Fix::Lens => {
+            c.gpr[RAX] = (rng.below(41) as i64 - 20) as u64;
+            c.gpr[RDX] = (rng.below(41) as i64 - 20) as u64;
+            if rng.below(4) == 0 {
+                // Upper halves that only the 64-bit forms see.
+                c.gpr[RAX] ^= rng.next() << 32;
+            }
+        }
+        Fix::X87Full => {
+            for k in 0..8 {
+                let v = rng.lane();
+                let d = if f64::from_bits(v).is_nan() { (k as f64) * -1.25 } else { f64::from_bits(v) };
+                buf.bytes()[DATA_PTR + 8 * k..DATA_PTR + 8 * k + 8].copy_from_slice(&d.to_le_bytes());
+            }
+            c.gpr[RAX] = vg_amd64_guest::helpers::XCR0;
+            c.gpr[RDX] = 0;
+        }
+        Fix::Strings => {
+            for r in [1, 2] {
+                let mut v = 0u128;
+                for k in 0..16 {
+                    let b = match rng.below(8) {
+                        0 => 0u128,
+                        1 => rng.next() as u8 as u128,
+                        _ => b"abcab"[rng.below(5) as usize] as u128,
+                    };
+                    v |= b << (8 * k);
+                }
+                c.xmm[r] = v;
+            }
+        }
+    }
+    c
+}
+
+fn describe(c: &CpuState) -> String {
+    let names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+    let mut s = String::new();
+    for (i, n) in names.iter().enumerate() {
+        s += &format!("{n}={:#x} ", c.gpr[i]);
+    }
+    s += &format!("rflags={:#x}", c.rflags);
+    s
+}
+
+/// Differences between the native result and another executor's, as text (empty if equal).
+fn diff(want: &CpuState, got: &CpuState, flag_mask: u64, mem_want: &[u8], mem_got: &[u8]) -> String {
+    let names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+    let mut s = String::new();
+    for i in 0..16 {
+        if want.gpr[i] != got.gpr[i] {
+            s += &format!("  {}: want {:#x} got {:#x}\n", names[i], want.gpr[i], got.gpr[i]);
+        }
+    }
+    if (want.rflags ^ got.rflags) & flag_mask != 0 {
+        s += &format!(
+            "  rflags (mask {:#x}): want {:#x} got {:#x}\n",
+            flag_mask,
+            want.rflags & flag_mask,
+            got.rflags & flag_mask
+        );
+    }
+    for i in 0..16 {
+        if want.xmm[i] != got.xmm[i] {
+            s += &format!("  xmm{i}: want {:#034x} got {:#034x}\n", want.xmm[i], got.xmm[i]);
+        }
+        if want.ymm_hi[i] != got.ymm_hi[i] {
+            s += &format!("  ymm{i}[255:128]: want {:#034x} got {:#034x}\n", want.ymm_hi[i], got.ymm_hi[i]);
+        }
+    }
+    if let Some(p) = (0..BUF_LEN).find(|&p| mem_want[p] != mem_got[p]) {
+        let e = (p + 16).min(BUF_LEN);
+        s += &format!("  memory at buffer+{p:#x}: want {:02x?} got {:02x?}\n", &mem_want[p..e], &mem_got[p..e]);
+    }
+    s
+}
+
+
+#[test]
+fn extension_forms_match_the_cpu() {
+    let asm = Assembler::new();
+    let mut page = CodePage::with_ymm();
+    let mut buf = Buffer(vec![0u128; BUF_LEN / 16]);
+    let forms = forms();
+    let mut execs: Vec<Box<dyn Executor>> = vec![
+        Box::new(Interp { max_insns: 50 }),
+        Box::new(Interp { max_insns: 1 }),
+        Box::new(Jit::new(50)),
+        Box::new(Jit::new(1)),
+    ];
+    let mut failures: Vec<String> = Vec::new();
+    let mut passed = 0;
+    for (fi, form) in forms.iter().enumerate() {
+        let code = asm.assemble(&form.spec, page.snippet_addr());
+        let (start, end) = page.load(&code);
+        let mask = (OSZACP & !undefined_flags(&code, start)) | DF;
+        let mut rng = Rng(0x51ed_2701_aa55_1234 ^ (fi as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
+        let mut ok = true;
+        for trial in 0..TRIALS {
+            let init = random_state(&mut rng, form.fix, &mut buf);
+            let mem0 = buf.bytes().to_vec();
+            let mut want = init;
+            Native(&page).run(start, end, &mut want).expect("native run");
+            let mem_want = buf.bytes().to_vec();
+            for ex in execs.iter_mut() {
+                buf.bytes().copy_from_slice(&mem0);
+                let mut got = init;
+                let d = match ex.run(start, end, &mut got) {
+                    Ok(()) => diff(&want, &got, mask, &mem_want, buf.bytes()),
+                    Err(e) => format!("  error: {e}\n"),
+                };
+                if !d.is_empty() {
+                    ok = false;
+                    if failures.len() < 40 {
+                        failures.push(format!(
+                            "form `{}` ({:02x?}) trial {trial} via {}:\n  input: {}\n{d}",
+                            form.spec,
+                            code,
+                            ex.name(),
+                            describe(&init)
+                        ));
+                    }
+                }
+            }
+            if !ok {
+                break;
+            }
+        }
+        passed += ok as usize;
+    }
+    eprintln!("extension forms: {passed} of {} pass ({TRIALS} random inputs each)", forms.len());
+    assert!(failures.is_empty(), "{} forms differ from the CPU:\n{}", forms.len() - passed, failures.join("\n"));
+    assert!(forms.len() >= 400);
+}
+
+// ---------------------------------------------------------------- what cannot be compared natively
+
+fn lift_and_run(code: &[u8], cpu: &mut CpuState) -> (u64, JumpKind) {
+    let mut page = CodePage::new();
+    let (start, end) = page.load(code);
+    let sb = Amd64::lift(&Snippet { start, end }, start, LiftLimits { max_insns: 10, chase_jumps: true });
+    let mut st = to_guest(cpu, start);
+    let r = interp::run(&sb, &mut st, &mut HostMemory);
+    from_guest(&st, cpu);
+    (r.0 - start, r.1)
+}
+
+#[test]
+fn cpuid_and_xgetbv_describe_the_synthetic_cpu() {
+    let xcr0 = vg_amd64_guest::helpers::XCR0;
+    let avx = vg_amd64_guest::cpuid::AVX;
+    let id = vg_amd64_guest::cpuid::cpuid;
+    let l1 = id(1, 0)[2];
+    for bit in [0, 9, 13, 19, 20, 22, 23, 26, 27] {
+        assert!(l1 & 1 << bit != 0, "leaf 1 ecx bit {bit} missing: {l1:#x}");
+    }
+    let l7 = id(7, 0)[1];
+    assert_eq!(l7 & (1 << 3 | 1 << 8), 1 << 3 | 1 << 8, "bmi1, bmi2");
+    assert_eq!(l1 & (1 << 12 | 1 << 28) != 0, avx, "fma/avx only with AVX");
+    assert_eq!(l7 & 1 << 5 != 0, avx, "avx2 only with AVX");
+    assert_eq!(id(0, 0)[0], 0xd);
+    let d0 = id(0xd, 0);
+    assert_eq!(d0[0] as u64, xcr0);
+    assert_eq!(d0[1], if avx { 832 } else { 576 });
+    assert_eq!(id(0xd, 1)[0] & 3, 3, "xsaveopt, xsavec");
+    assert_eq!(id(0x8000_0001, 0)[3] & 1 << 27, 1 << 27, "rdtscp");
+    // xgetbv: ecx = 0 gives XCR0; any other ecx faults at the instruction.
+    let mut cpu = CpuState { rflags: 0x202, ..Default::default() };
+    cpu.gpr[RAX] = u64::MAX;
+    cpu.gpr[RDX] = u64::MAX;
+    assert_eq!(lift_and_run(&[0x0f, 0x01, 0xd0], &mut cpu), (3, JumpKind::Boring));
+    assert_eq!((cpu.gpr[RAX], cpu.gpr[RDX]), (xcr0, 0));
+    cpu.gpr[RCX] = 1;
+    assert_eq!(lift_and_run(&[0x0f, 0x01, 0xd0], &mut cpu).1, JumpKind::SigSegv);
+}
+
+#[test]
+fn scalar_helpers_compute_known_values() {
+    use vg_amd64_guest::helpers::*;
+    // The standard CRC-32C check value of "123456789".
+    let crc = b"123456789".iter().fold(0xffff_ffffu64, |c, &b| amd64_crc32c(c, b as u64, 1)) ^ 0xffff_ffff;
+    assert_eq!(crc, 0xe306_9283);
+    assert_eq!(amd64_pdep(0b1011, 0xf0f0), 0b1011_0000);
+    assert_eq!(amd64_pdep(0b10_1101, 0x8181_0101), 0x8081_0001);
+    assert_eq!(amd64_pext(0xf0f0_1234, 0xff00_0f0f), 0xf024);
+    assert_eq!(amd64_pext(u64::MAX, 0), 0);
+}

@@ -428,7 +428,7 @@ pub fn handle<G: GuestArch, H: HostArch, T: Tool>(st: &mut [u8], tool: &mut T, t
             if let Some(opt) = guest_str(args[1], 1024)
                 && let Err(why) = crate::reportopts::change_dynamic(&opt)
             {
-                crate::umsg!("warning: VALGRIND_CLO_CHANGE: {why}");
+                crate::umsg!("{why}");
             }
             default
         }

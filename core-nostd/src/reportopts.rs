@@ -87,21 +87,21 @@ pub fn parse(arg: &str) -> Option<Result<(), String>> {
     apply(&mut OPTS.lock(), arg)
 }
 
-/// The options `VALGRIND_CLO_CHANGE` may change while the client runs.
-const DYNAMIC: [&str; 2] = ["--num-callers", "--show-below-main"];
+/// The options of this module that `VALGRIND_CLO_CHANGE` may change while the client runs
+/// (Valgrind's dynamic ones; the others are fixed once the run has started).
+const DYNAMIC: [&str; 2] = ["--show-below-main", "--trace-redir"];
 
-/// `VALGRIND_CLO_CHANGE(arg)`: applies `arg` if it is a dynamically changeable option;
-/// otherwise the error text to warn with.
+/// `VALGRIND_CLO_CHANGE(arg)`: applies `arg` if it is a dynamically changeable option
+/// (these, and `-v`/`-q` for the log's verbosity); otherwise the warning to print.
 pub fn change_dynamic(arg: &str) -> Result<(), String> {
     let name = arg.split_once('=').map_or(arg, |(n, _)| n);
-    if !DYNAMIC.contains(&name) {
-        return Err(format!("Unknown or non dynamic option '{arg}'"));
+    match name {
+        "-v" | "--verbose" => crate::log::set_verbosity(crate::log::verbosity() + 1),
+        "-q" | "--quiet" => crate::log::set_verbosity(crate::log::verbosity() - 1),
+        _ if DYNAMIC.contains(&name) => return parse(arg).unwrap_or(Ok(())),
+        _ => return Err(format!("Cannot change {name} option dynamically")),
     }
-    match parse(arg) {
-        Some(Ok(())) => Ok(()),
-        Some(Err(why)) => Err(why),
-        None => Err(format!("Unknown or non dynamic option '{arg}'")),
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -124,5 +124,16 @@ mod tests {
         assert_eq!(o.soname_synonyms, alloc::vec![(String::from("somalloc"), String::from("*tcmalloc*"))]);
         assert_eq!(apply(&mut o, "--stats=yes"), None);
         assert_eq!(apply(&mut o, "-v"), None);
+    }
+
+    #[test]
+    fn dynamic_changes() {
+        assert_eq!(change_dynamic("--num-callers=3"), Err(String::from("Cannot change --num-callers option dynamically")));
+        assert_eq!(change_dynamic("--nonsense"), Err(String::from("Cannot change --nonsense option dynamically")));
+        assert!(change_dynamic("--show-below-main=maybe").is_err());
+        assert_eq!(change_dynamic("--show-below-main=yes"), Ok(()));
+        assert!(get().stack.show_below_main);
+        assert_eq!(change_dynamic("--show-below-main=no"), Ok(()));
+        assert!(!get().stack.show_below_main);
     }
 }

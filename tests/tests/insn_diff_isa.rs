@@ -405,6 +405,8 @@ impl Assembler {
             [R(a), I(i)] => Instruction::with2(code, *a, *i as u64),
             [M(d), I(i)] => Instruction::with2(code, mem(*d), *i as i32),
             [R(a), R(b), R(c)] => Instruction::with3(code, *a, *b, *c),
+            [R(a), R(b), M(d)] => Instruction::with3(code, *a, *b, mem(*d)),
+            [R(a), M(d), R(c)] => Instruction::with3(code, *a, mem(*d), *c),
             [R(a), R(b), I(i)] => Instruction::with3(code, *a, *b, *i as i32),
             [R(a), M(d), I(i)] => Instruction::with3(code, *a, mem(*d), *i as i32),
             [M(d), R(b), I(i)] => Instruction::with3(code, mem(*d), *b, *i as i32),
@@ -642,14 +644,20 @@ impl Executor for Jit {
 
 // ---------------------------------------------------------------- the driver
 
-/// The memory buffer: 16-byte aligned, at a stable address.
-struct Buffer(Vec<u128>);
+/// The memory buffer: 64-byte aligned (xsave areas must be), at a stable address.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Line([u8; 64]);
+struct Buffer(Vec<Line>);
 impl Buffer {
+    fn new() -> Buffer {
+        Buffer(vec![Line([0; 64]); BUF_LEN / 64])
+    }
     fn base(&self) -> u64 {
         self.0.as_ptr() as u64
     }
     fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: a u128 vector viewed as its bytes.
+        // SAFETY: a vector of byte arrays viewed as its bytes.
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, BUF_LEN) }
     }
 }
@@ -753,7 +761,7 @@ fn diff(want: &CpuState, got: &CpuState, flag_mask: u64, mem_want: &[u8], mem_go
 fn extension_forms_match_the_cpu() {
     let asm = Assembler::new();
     let mut page = CodePage::with_ymm();
-    let mut buf = Buffer(vec![0u128; BUF_LEN / 16]);
+    let mut buf = Buffer::new();
     let forms = forms();
     let mut execs: Vec<Box<dyn Executor>> = vec![
         Box::new(Interp { max_insns: 50 }),

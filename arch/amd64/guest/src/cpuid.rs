@@ -15,9 +15,10 @@ pub const AVX: bool = false;
 
 /// Leaf 1 ecx: sse3(0) ssse3(9) cx16(13) sse4_1(19) sse4_2(20) movbe(22) popcnt(23) xsave(26)
 /// osxsave(27), and with `AVX` fma(12) avx(28).
-const LEAF1_ECX: u32 = (1 << 13) | (1 << 23) | (1 << 26) | (1 << 27) | if AVX { (1 << 12) | (1 << 28) } else { 0 };
+const LEAF1_ECX: u32 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 26) | (1 << 27)
+    | if AVX { (1 << 12) | (1 << 28) } else { 0 };
 /// Leaf 7 ebx: bmi1(3) bmi2(8), and with `AVX` avx2(5).
-const LEAF7_EBX: u32 = if AVX { 1 << 5 } else { 0 };
+const LEAF7_EBX: u32 = (1 << 3) | (1 << 8) | if AVX { 1 << 5 } else { 0 };
 
 /// (leaf, subleaf or None for any) -> eax, ebx, ecx, edx.
 const LEAVES: &[(u32, Option<u32>, [u32; 4])] = &[

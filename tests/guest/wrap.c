@@ -18,8 +18,11 @@ int I_WRAP_SONAME_FNNAME_ZU(NONE, foo)(int x, int y) {
     return result;
 }
 
-/* Recursion through a wrapper: every level goes through it. */
-__attribute__((noinline)) int fact(int n) { return n <= 1 ? 1 : n * fact(n - 1); }
+/* Recursion through a wrapper: every level goes through it. The recursive call goes through a
+ * volatile pointer so that no optimisation level turns it into a loop. */
+int fact(int n);
+static int (*volatile fact_ptr)(int) = fact;
+__attribute__((noinline)) int fact(int n) { return n <= 1 ? 1 : n * fact_ptr(n - 1); }
 static int fact_depth;
 int I_WRAP_SONAME_FNNAME_ZU(NONE, fact)(int n) {
     int r;

@@ -1,0 +1,189 @@
+//! Client requests and function wrapping with the real `/usr/include/valgrind/valgrind.h`:
+//! guest programs run natively (every request gives its default, no wrapper runs) and under
+//! `--tool=none`, with the expected outputs written out here from what each program must do.
+//! Static variants come from the shared harness; the dynamic ones (a wrapper for a function in
+//! a shared library) are built here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vg_tests::guests::{Outcome, Variant, build, guest_source, run_native, run_tool, target_dir};
+
+/// Stderr with pids and code addresses normalised: `==PID==`, `**PID**`, `0x...`.
+fn filtered_stderr(o: &Outcome) -> Vec<String> {
+    o.stderr_str()
+        .lines()
+        .map(|l| {
+            let l = l.replacen(&o.prefix(), "==PID==", 1);
+            let l = l.replacen(&format!("**{}**", o.pid), "**PID**", 1);
+            let mut out = String::new();
+            let mut rest = l.as_str();
+            while let Some(i) = rest.find("0x") {
+                out.push_str(&rest[..i]);
+                out.push_str("0x...");
+                rest = rest[i + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
+/// The line of the guest source `name` holding `marker`.
+fn line_of(name: &str, marker: &str) -> usize {
+    let src = std::fs::read_to_string(guest_source(name)).expect("guest source");
+    src.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("no {marker} in {name}")) + 1
+}
+
+#[test]
+fn client_requests() {
+    let def = line_of("clientreq", "WHERE-DEF");
+    let bt = line_of("clientreq", "BT-CALL");
+    let call1 = line_of("clientreq", "MAIN-CALL */");
+    let call2 = line_of("clientreq", "MAIN-CALL-2");
+    for variant in Variant::ALL {
+        let prog = build("clientreq", variant);
+        let what = format!("clientreq {}", variant.name());
+
+        let native = run_native(&prog, &[], b"");
+        assert_eq!(native.shell_status(), 0, "{what} natively: {}", native.stderr_str());
+        assert_eq!(
+            native.stdout_str(),
+            "RUNNING_ON_VALGRIND == 0\nwhere -> 2\ncall3 = 0\nunknown = 77\nerrors = 0\nstack id = 0\n\
+             srcloc = (untouched)\nwhere -> 3\n",
+            "{what} natively"
+        );
+        assert_eq!(native.stderr_str(), "", "{what} natively");
+
+        let tool = run_tool(&["--tool=none", "-q"], &prog, &[], b"");
+        assert_eq!(tool.shell_status(), 0, "{what}: {}", tool.stderr_str());
+        // NON_SIMD_CALL3 runs add3(tid 1, 1, 2, 3) on the real CPU.
+        assert_eq!(
+            tool.stdout_str(),
+            format!(
+                "RUNNING_ON_VALGRIND == 1\nwhere -> 2\ncall3 = 1123\nunknown = 77\nerrors = 0\nstack id = 1\n\
+                 srcloc = clientreq.c:{def}\nwhere -> 3\n"
+            ),
+            "{what}: stderr {}",
+            tool.stderr_str()
+        );
+        let err = filtered_stderr(&tool);
+        let first = err.iter().position(|l| l.starts_with("**PID** fmt")).unwrap_or_else(|| panic!("{what}: {err:#?}"));
+        let err = &err[first..];
+        // The first backtrace stops at main; after CLO_CHANGE(--show-below-main=yes) the
+        // second goes on into the C library's start-up. --num-callers cannot change.
+        let expect_head = [
+            "**PID** fmt -7 7 ff  2.50|q|12  |0042|1099511627776|(null)".to_string(),
+            "**PID** no newline, then the rest".to_string(),
+            "**PID** backtrace at depth 1".to_string(),
+        ];
+        assert_eq!(&err[..3], &expect_head, "{what}: {err:#?}");
+        assert!(err[3].starts_with("==PID==    at 0x...: VALGRIND_PRINTF_BACKTRACE"), "{what}: {err:#?}");
+        assert!(err[3].contains("(valgrind.h:"), "{what}: {err:#?}");
+        assert_eq!(err[4], format!("==PID==    by 0x...: where (clientreq.c:{bt})"), "{what}: {err:#?}");
+        assert_eq!(err[5], format!("==PID==    by 0x...: main (clientreq.c:{call1})"), "{what}: {err:#?}");
+        assert_eq!(err[6], "==PID== Cannot change --num-callers option dynamically", "{what}: {err:#?}");
+        assert_eq!(err[7], "**PID** backtrace at depth 2", "{what}: {err:#?}");
+        assert_eq!(err[9], format!("==PID==    by 0x...: where (clientreq.c:{bt})"), "{what}: {err:#?}");
+        assert_eq!(err[10], format!("==PID==    by 0x...: main (clientreq.c:{call2})"), "{what}: {err:#?}");
+        assert!(err[11].contains("__libc_start_call_main"), "{what}: {err:#?}");
+    }
+}
+
+/// What wrap.c prints under the tool: every call of foo, fact and jumper goes through its
+/// wrapper, recursive calls of fact included, and the longjmp leaves jumper's wrapper.
+const WRAP_TOOL: &str = "foo's wrapper: args 3 4\nfoo's wrapper: result 34\nfoo(3, 4) = 34\n\
+    fact(1) = 1 at depth 4\nfact(2) = 2 at depth 3\nfact(3) = 6 at depth 2\nfact(4) = 24 at depth 1\n\
+    fact(4) = 24\njumper's wrapper: original gave 42, jumping\nback in main with 42\n\
+    foo's wrapper: args 1 2\nfoo's wrapper: result 12\nfoo(1, 2) = 12\n";
+
+const WRAP_NATIVE: &str = "foo(3, 4) = 34\nfact(4) = 24\njumper returned 42 without its wrapper\nfoo(1, 2) = 12\n";
+
+#[test]
+fn wrappers_in_the_main_executable() {
+    for variant in Variant::ALL {
+        let prog = build("wrap", variant);
+        let native = run_native(&prog, &[], b"");
+        assert_eq!(native.stdout_str(), WRAP_NATIVE, "wrap {} natively", variant.name());
+        let tool = run_tool(&["--tool=none", "-q"], &prog, &[], b"");
+        assert_eq!(tool.shell_status(), 0, "wrap {}: {}", variant.name(), tool.stderr_str());
+        assert_eq!(tool.stdout_str(), WRAP_TOOL, "wrap {}: stderr {}", variant.name(), tool.stderr_str());
+        assert_eq!(tool.stderr_str(), "", "wrap {}", variant.name());
+    }
+}
+
+#[test]
+fn trace_redir_lists_the_active_set() {
+    let prog = build("wrap", Variant::StaticO0);
+    let tool = run_tool(&["--tool=none", "-q", "--trace-redir=yes"], &prog, &[], b"");
+    assert_eq!(tool.stdout_str(), WRAP_TOOL);
+    let err = filtered_stderr(&tool);
+    for f in ["foo", "fact", "jumper"] {
+        let want = format!(" ({f}) W-> 0x... (NONE:{f})");
+        assert!(err.iter().any(|l| l.ends_with(&want)), "no `{want}` in {err:#?}");
+    }
+}
+
+/// Builds a dynamically linked guest (and its shared library) with gcc into
+/// `<target>/guests/dynamic/`; returns the executable.
+fn build_dynamic(main: &str, lib: Option<(&str, &str)>) -> PathBuf {
+    let dir = target_dir().join("guests").join("dynamic");
+    std::fs::create_dir_all(&dir).expect("create the dynamic guest directory");
+    let gcc = |args: &[&str]| {
+        let out = Command::new("gcc").args(args).output().expect("run gcc");
+        assert!(out.status.success(), "gcc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let d = dir.to_str().expect("UTF-8 target path");
+    let mut link = vec![String::from("-g"), String::from("-O0")];
+    if let Some((src, soname)) = lib {
+        let so = dir.join(soname);
+        let soname_flag = format!("-Wl,-soname,{soname}");
+        gcc(&["-g", "-shared", "-fPIC", &soname_flag, "-o", so.to_str().unwrap(), guest_source(src).to_str().unwrap()]);
+        link.extend([format!("-L{d}"), format!("-l:{soname}"), format!("-Wl,-rpath,{d}")]);
+    }
+    let exe = dir.join(main);
+    let mut args = vec![String::from("-o"), exe.to_str().unwrap().to_string(), guest_source(main).to_str().unwrap().to_string()];
+    args.extend(link);
+    gcc(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    exe
+}
+
+fn dynamic_runs(exe: &Path) -> bool {
+    // The dynamic loader and libc must run under the tool for these tests to say anything.
+    let o = run_tool(&["--tool=none", "-q"], exe, &[], b"");
+    o.shell_status() == 0
+}
+
+#[test]
+fn wrappers_dynamic() {
+    let exe = build_dynamic("wrap", None);
+    assert_eq!(run_native(&exe, &[], b"").stdout_str(), WRAP_NATIVE);
+    assert!(dynamic_runs(&exe), "a dynamic guest does not run under the tool");
+    let tool = run_tool(&["--tool=none", "-q"], &exe, &[], b"");
+    assert_eq!(tool.stdout_str(), WRAP_TOOL, "stderr: {}", tool.stderr_str());
+}
+
+#[test]
+fn wrapper_of_a_shared_library_function() {
+    let exe = build_dynamic("wrapso", Some(("wrapso_lib", "libwrapso.so")));
+    assert_eq!(run_native(&exe, &[], b"").stdout_str(), "foo(3, 4) = 34\n");
+    let tool = run_tool(&["--tool=none", "-q"], &exe, &[], b"");
+    assert_eq!(tool.shell_status(), 0, "{}", tool.stderr_str());
+    assert_eq!(
+        tool.stdout_str(),
+        "foo's wrapper: args 3 4\nfoo's wrapper: result 34\nfoo(3, 4) = 34\n",
+        "stderr: {}",
+        tool.stderr_str()
+    );
+}
+
+#[test]
+fn fatal_signal_report_names_the_source_line() {
+    // A null store in main itself: the report's first frame is main at that line.
+    let prog = build("segv_main", Variant::StaticO0);
+    let tool = run_tool(&["--tool=none"], &prog, &[], b"");
+    let line = line_of("segv_main", "NULL-STORE");
+    let err = filtered_stderr(&tool);
+    let at = err.iter().position(|l| l.contains("Process terminating with default action of signal 11")).unwrap_or_else(|| panic!("{err:#?}"));
+    assert_eq!(err[at + 2], format!("==PID==    at 0x...: main (segv_main.c:{line})"), "{err:#?}");
+}

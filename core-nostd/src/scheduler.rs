@@ -269,7 +269,11 @@ fn host_for<G: GuestArch, H: HostArch, T: Tool>(sh: &mut Shared<T>, pc: u64) -> 
     match translate::translate::<G, H, T>(pc, sh.seq, &ClientCode, tool, &sh.cfg, &sh.layout, &sh.disp, &mut trace_out) {
         Ok(t) => {
             sh.seq += 1;
-            sh.tt.add::<H>(pc, t.guest_len, t.guest_insns, &t.code, &sh.disp)
+            let host = sh.tt.add::<H>(pc, t.guest_len, t.guest_insns, &t.code, &sh.disp);
+            if sh.cfg.trace_flags != 0 && sh.seq > sh.cfg.trace_notbelow {
+                crate::log::write_raw(&alloc::format!("==== SB {} placed at host {host:p} ====\n", sh.seq - 1));
+            }
+            host
         }
         Err(e) => panic!("cannot compile the translation of {pc:#x}: {e}"),
     }

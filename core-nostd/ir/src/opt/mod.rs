@@ -29,6 +29,7 @@
 
 mod check;
 mod fold;
+mod unroll;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -60,6 +61,19 @@ const MAX_STEPS: usize = 8;
 /// every exit and at the end, the program counter and stack pointer at every memory access.
 pub fn optimise(mut sb: Superblock, cfg: &OptConfig) -> Superblock {
     let well_typed = cfg!(debug_assertions) && typecheck(&sb).is_ok();
+    sb = simplify_block(sb, cfg);
+    // Unroll after a first clean-up, so the size test sees the real body.
+    if let Some(unrolled) = unroll::unroll_self_loop(&sb) {
+        sb = simplify_block(unrolled, cfg);
+    }
+    if well_typed && let Err(e) = typecheck(&sb) {
+        panic!("optimiser produced ill-typed IR: {e}\n{sb}");
+    }
+    sb
+}
+
+/// The forward and backward passes, to a fixed point.
+fn simplify_block(mut sb: Superblock, cfg: &OptConfig) -> Superblock {
     forward(&mut sb, cfg);
     backward(&mut sb, cfg);
     // Dead Puts removed between two Puts of one value make the second redundant; dropping it
@@ -68,9 +82,6 @@ pub fn optimise(mut sb: Superblock, cfg: &OptConfig) -> Superblock {
         backward(&mut sb, cfg);
     }
     sb.stmts.retain(|s| !matches!(s, Stmt::NoOp));
-    if well_typed && let Err(e) = typecheck(&sb) {
-        panic!("optimiser produced ill-typed IR: {e}\n{sb}");
-    }
     sb
 }
 

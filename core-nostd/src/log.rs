@@ -46,6 +46,11 @@ pub fn set_verbosity(v: i32) {
 }
 
 /// The process id shown in prefixes (asked once, then remembered).
+/// Forget the cached pid: a forked child must prefix its messages with its own.
+pub fn reset_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
 pub fn pid() -> i32 {
     match PID.load(Ordering::Relaxed) {
         0 => {

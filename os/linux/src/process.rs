@@ -78,6 +78,7 @@ fn fork_common(c: &mut Call<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64, t
         return ret(r);
     }
     vg_core::threads::after_fork_child();
+    vg_core::log::reset_pid();
     vg_core::signals::PROC_PENDING.store(0, Ordering::Relaxed);
     if vg_core::options::current().child_silent_after_fork {
         vg_core::log::set_fd(-1);

@@ -49,14 +49,18 @@ pub fn with_debug_info<R>(f: impl FnOnce(&mut DebugInfo, &mut SysFileReader) -> 
 
 const PROT_EXEC: u32 = 4;
 
-/// The client mapped `[addr, addr+len)` from file `path` at `offset` with `prot`: executable
-/// mappings become known to debug info and to the redirector.
-pub fn notify_file_map(addr: u64, len: u64, prot: u32, path: &str, offset: u64) {
-    if prot & PROT_EXEC == 0 || len == 0 {
+/// The client mapped `[addr, addr+len)` with `prot`, from file `path` at `offset` if it is a
+/// file mapping: whatever code was known there is gone, and an executable file mapping becomes
+/// known to debug info and to the redirector.
+pub fn notify_mmap(addr: u64, len: u64, prot: u32, path: Option<&str>, offset: u64) {
+    if len == 0 {
         return;
     }
-    with_debug_info(|di, _| di.notify_map(path, addr, len, offset));
-    crate::redir::live::notify_map(path, addr, len, offset);
+    notify_unmap(addr, len);
+    if let Some(path) = path.filter(|_| prot & PROT_EXEC != 0) {
+        with_debug_info(|di, _| di.notify_map(path, addr, len, offset));
+        crate::redir::live::notify_map(path, addr, len, offset);
+    }
 }
 
 /// The client unmapped `[addr, addr+len)`.

@@ -41,6 +41,8 @@ struct RedirAware<'a> {
     inner: &'a dyn CodeSource,
     entry: u64,
     left_entry: core::cell::Cell<bool>,
+    /// The last address hidden from the lifter.
+    hidden: core::cell::Cell<Option<u64>>,
 }
 
 impl CodeSource for RedirAware<'_> {
@@ -49,6 +51,7 @@ impl CodeSource for RedirAware<'_> {
             self.left_entry.set(true);
         }
         if (addr != self.entry || self.left_entry.get()) && crate::redir::live::lookup(addr).is_some() {
+            self.hidden.set(Some(addr));
             return &[];
         }
         self.inner.code(addr, max)
@@ -104,7 +107,20 @@ pub fn translate<G: GuestArch, H: HostArch, T: Tool>(
         }
     };
     let mut sb = if crate::redir::live::any_active() {
-        G::lift(&RedirAware { inner: code, entry: lift_at, left_entry: core::cell::Cell::new(false) }, lift_at, cfg.limits)
+        let view = RedirAware {
+            inner: code,
+            entry: lift_at,
+            left_entry: core::cell::Cell::new(false),
+            hidden: core::cell::Cell::new(None),
+        };
+        let mut sb = G::lift(&view, lift_at, cfg.limits);
+        // Straight-line code running into a redirected function (hand-written assembly falls
+        // through like that) was cut as undecodable there: it simply continues at the
+        // redirection.
+        if sb.jump == vg_ir::JumpKind::NoDecode && view.hidden.get().is_some_and(|h| sb.next == vg_ir::Atom::u64(h)) {
+            sb.jump = vg_ir::JumpKind::Boring;
+        }
+        sb
     } else {
         G::lift(code, lift_at, cfg.limits)
     };

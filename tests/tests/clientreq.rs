@@ -113,6 +113,48 @@ fn wrappers_in_the_main_executable() {
 }
 
 #[test]
+fn falling_through_into_a_wrapped_function() {
+    for variant in Variant::ALL {
+        let prog = build("wrapfall", variant);
+        assert_eq!(run_native(&prog, &[], b"").stdout_str(), "bar(1) = 101\nfall_into_bar(1) = 102\n");
+        let tool = run_tool(&["--tool=none", "-q"], &prog, &[], b"");
+        assert_eq!(
+            tool.stdout_str(),
+            "bar's wrapper: 1 -> 101\nbar(1) = 101\nbar's wrapper: 2 -> 102\nfall_into_bar(1) = 102\n",
+            "wrapfall {}: stderr {}",
+            variant.name(),
+            tool.stderr_str()
+        );
+    }
+}
+
+#[test]
+fn wrapper_on_pthread_create() {
+    let want_tool = "pthread_create's wrapper: result 0\nv = 42, wrapper saw 1 creation(s)\n";
+    let mut progs: Vec<(String, PathBuf)> = Variant::ALL.iter().map(|v| (v.name().to_string(), build("wrapthread", *v))).collect();
+    progs.push((String::from("dynamic"), build_dynamic("wrapthread", None)));
+    for (what, prog) in progs {
+        assert_eq!(run_native(&prog, &[], b"").stdout_str(), "v = 42, wrapper saw 0 creation(s)\n", "{what}");
+        let tool = run_tool(&["--tool=none", "-q"], &prog, &[], b"");
+        assert_eq!(tool.stdout_str(), want_tool, "wrapthread {what}: stderr {}", tool.stderr_str());
+    }
+}
+
+#[test]
+fn conflicting_wrappers_are_reported_with_v() {
+    let prog = build("wrapconflict", Variant::StaticO0);
+    let quiet = run_tool(&["--tool=none", "-q"], &prog, &[], b"");
+    assert_eq!(quiet.stdout_str(), "first wrapper: 2\nfoo(1) = 2\n", "{}", quiet.stderr_str());
+    assert_eq!(quiet.stderr_str(), "");
+    let verbose = run_tool(&["--tool=none", "-v"], &prog, &[], b"");
+    assert_eq!(verbose.stdout_str(), "first wrapper: 2\nfoo(1) = 2\n");
+    let err = filtered_stderr(&verbose);
+    let at = err.iter().position(|l| l.starts_with("==PID== WARNING: conflicting redirections of foo at 0x...")).unwrap_or_else(|| panic!("{err:#?}"));
+    assert!(err[at + 1].contains("kept:") && err[at + 1].contains("NONE:foo"), "{err:#?}");
+    assert!(err[at + 2].contains("ignored:") && err[at + 2].contains("NONE:foo"), "{err:#?}");
+}
+
+#[test]
 fn trace_redir_lists_the_active_set() {
     let prog = build("wrap", Variant::StaticO0);
     let tool = run_tool(&["--tool=none", "-q", "--trace-redir=yes"], &prog, &[], b"");

@@ -1036,10 +1036,17 @@ fn cpuid_advertises_only_lifted_features() {
     let vendor: Vec<u8> = [v[1], v[3], v[2]].iter().flat_map(|r| (*r as u32).to_le_bytes()).collect();
     assert_eq!(&vendor, b"GenuineIntel");
     let l1 = run(1, 0);
-    // SSE3, SSSE3, FMA, SSE4.1, SSE4.2, XSAVE, OSXSAVE, AVX are not lifted.
-    let unlifted = 1 << 0 | 1 << 9 | 1 << 12 | 1 << 19 | 1 << 20 | 1 << 26 | 1 << 27 | 1 << 28;
-    assert_eq!(l1[2] & unlifted, 0, "no SSE3 and later, no AVX/XSAVE/OSXSAVE: ecx {:#x}", l1[2]);
+    // Lifted and advertised: SSE3, SSSE3, CX16, SSE4.1, SSE4.2, MOVBE, POPCNT, XSAVE, OSXSAVE.
+    let lifted = 1 << 0 | 1 << 9 | 1 << 13 | 1 << 19 | 1 << 20 | 1 << 22 | 1 << 23 | 1 << 26 | 1 << 27;
+    assert_eq!(l1[2] & lifted, lifted, "ecx {:#x}", l1[2]);
+    // FMA and AVX only once the VEX forms are lifted.
+    let avx = 1 << 12 | 1 << 28;
+    assert_eq!(l1[2] & avx, if vg_amd64_guest::cpuid::AVX { avx } else { 0 }, "ecx {:#x}", l1[2]);
     assert_eq!(l1[3] & (1 << 26 | 1 << 25 | 1 << 15), 1 << 26 | 1 << 25 | 1 << 15);
-    assert_eq!(run(7, 0), [0, 0, 0, 0]);
+    // Leaf 7: BMI1 and BMI2 lifted; AVX2 with AVX; nothing else (no AVX-512, no ERMS).
+    let l7 = run(7, 0);
+    let avx2 = if vg_amd64_guest::cpuid::AVX { 1 << 5 } else { 0 };
+    assert_eq!(l7[1], 1 << 3 | 1 << 8 | avx2, "leaf 7 ebx {:#x}", l7[1]);
+    assert_eq!([l7[2], l7[3]], [0, 0]);
     assert_eq!(run(0x8000_0001, 0)[3] & (1 << 29), 1 << 29);
 }

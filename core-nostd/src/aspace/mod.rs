@@ -633,9 +633,7 @@ pub fn notify_client_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, o
     } else {
         None
     };
-    if let Some(path) = &name {
-        crate::stacks::notify_file_map(addr, len, prot, path, off);
-    }
+    crate::stacks::notify_mmap(addr, len, prot, name.as_deref(), off);
     aspace().record_client_mmap(addr, len, prot, flags, name, off);
 }
 

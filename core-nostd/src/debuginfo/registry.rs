@@ -108,9 +108,10 @@ impl DebugInfo {
             let sym = obj.symbolize(ip).map(|(n, _)| String::from(n));
             let n = src.len();
             for (k, f) in src.into_iter().enumerate() {
-                // The outermost frame is the real function: the symbol table names it when the
-                // DWARF does not.
-                let raw = f.name.or_else(|| if k + 1 == n { sym.clone() } else { None });
+                // The outermost frame is the real function: named by the symbol table, as
+                // Valgrind does (`qsort_r`, `msort_with_tmp.part.0`, not the DWARF's internal
+                // `__GI___qsort_r` or the abstract origin's name), by the DWARF without one.
+                let raw = if k + 1 == n { sym.clone().or(f.name) } else { f.name };
                 let file = f.file.and_then(|id| obj.source_file(id)).cloned();
                 out.push(FrameDesc {
                     ip,

@@ -168,7 +168,7 @@ impl ElfFile {
             let map_prot = if zero_tail { prot | PROT_WRITE } else { prot };
             sys::mmap(page_start, file_map_end - page_start, map_prot, MAP_PRIVATE | MAP_FIXED, self.fd, off)
                 .map_err(map_err)?;
-            crate::stacks::notify_file_map(page_start, file_map_end - page_start, prot, &self.real_path, off);
+            crate::stacks::notify_mmap(page_start, file_map_end - page_start, prot, Some(&self.real_path), off);
             if zero_tail {
                 let n = (file_map_end - file_end) as usize;
                 // SAFETY: [file_end, file_map_end) lies in the private writable mapping just made.

@@ -120,7 +120,8 @@ fn recompute(l: &mut Live, why: &str) {
             l.changed.push(r.from_addr);
         }
     }
-    for c in &active.conflicts {
+    // Like Valgrind, conflicts are news for -v only: the program runs with the first one.
+    for c in active.conflicts.iter().filter(|_| crate::log::verbosity() > 1) {
         let dropped = specs[c.dropped].to_addr;
         if l.reported.contains(&(c.from_addr, dropped)) {
             continue;

@@ -1,10 +1,13 @@
 //! The emulated CPUID and RDTSC: dirty helpers that write the guest's rax/rbx/rcx/rdx.
 //!
 //! CPUID advertises only what the lifter handles, so that libc's ifunc resolvers pick code we
-//! can run: an Intel-like vendor with fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2, cx16 and popcnt
-//! (no SSE3 and later, no AVX, no XSAVE/OSXSAVE), structured-extended leaf 7 all zero, and the
-//! long-mode extended leaves (lm, lahf/sahf, lzcnt, syscall, nx). Cache geometry comes from leaf 4 (leaf 2 says so
-//! with descriptor 0xff) so that libc's string functions get sensible thresholds.
+//! can run: an Intel-like vendor with fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2, sse3, ssse3,
+//! cx16, sse4.1, sse4.2, movbe, popcnt, xsave/osxsave (XCR0 = x87|SSE, leaf 0xd describing the
+//! xsave area, xsaveopt and xsavec), leaf 7 bmi1 and bmi2, and the long-mode extended leaves
+//! (lm, lahf/sahf, lzcnt, syscall, nx, rdtscp). AVX, AVX2 and FMA (and the AVX state component)
+//! come with the `AVX` switch, off until they are lifted and compiled. Cache geometry comes
+//! from leaf 4 (leaf 2 says so with descriptor 0xff) so that libc's string functions get
+//! sensible thresholds.
 
 use crate::helpers::{XCR0, XSAVE_SIZE};
 use crate::state::{off_gpr, RAX, RBX, RCX, RDX};

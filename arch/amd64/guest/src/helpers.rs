@@ -226,8 +226,8 @@ pub extern "C" fn amd64_dirty_xsave(state: *mut u8, addr: u64, eax: u64, compact
         save_ymm_hi(&s, addr);
     }
     if compacted != 0 {
-        // The whole header: XSTATE_BV, XCOMP_BV, and zero reserved bytes.
-        let mut h = [0u8; 64];
+        // XSTATE_BV and XCOMP_BV (the reserved rest of the header is left alone).
+        let mut h = [0u8; 16];
         h[0..8].copy_from_slice(&rfbm.to_le_bytes());
         h[8..16].copy_from_slice(&(COMPACTED | rfbm).to_le_bytes());
         mem_wr(addr + 512, &h);

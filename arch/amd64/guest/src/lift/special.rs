@@ -101,6 +101,46 @@ mod tests {
         b
     }
 
+    struct Bytes(u64, alloc::vec::Vec<u8>);
+    impl CodeSource for Bytes {
+        fn code(&self, addr: u64, max: usize) -> &[u8] {
+            let off = (addr - self.0) as usize;
+            let end = (off + max).min(self.1.len());
+            &self.1[off.min(end)..end]
+        }
+    }
+
+    fn lift(code: &[u8]) -> Superblock {
+        let limits = vg_core::arch::LiftLimits { max_insns: 10, chase_jumps: true };
+        super::super::lift_block(&Bytes(0x1000, code.to_vec()), 0x1000, limits)
+    }
+
+    fn imarks(sb: &Superblock) -> alloc::vec::Vec<(u64, u32)> {
+        sb.stmts.iter().filter_map(|s| if let Stmt::IMark { addr, len } = s { Some((*addr, *len)) } else { None }).collect()
+    }
+
+    #[test]
+    fn lifts_the_sequences() {
+        // A request ends the block after the sequence.
+        let sb = lift(&seq(0xdb));
+        assert_eq!((sb.jump, sb.next), (JumpKind::ClientReq, Atom::u64(0x1000 + SEQ_LEN)));
+        assert_eq!(imarks(&sb), [(0x1000, 19)]);
+        // NRADDR into rax, then lifting goes on (a ret ends the block).
+        let mut code = seq(0xc9).to_vec();
+        code.push(0xc3);
+        let sb = lift(&code);
+        assert_eq!(imarks(&sb), [(0x1000, 19), (0x1013, 1)]);
+        assert!(sb.stmts.iter().any(|s| matches!(s, Stmt::Put { off, .. } if *off == off_gpr(RAX))));
+        assert_eq!(sb.jump, JumpKind::Ret);
+        // The no-redirection call pushes the return address and leaves with NoRedir.
+        let sb = lift(&seq(0xd2));
+        assert_eq!(sb.jump, JumpKind::NoRedir);
+        assert!(sb.stmts.iter().any(|s| matches!(s, Stmt::Store { val, .. } if *val == Atom::u64(0x1013))));
+        // IR injection is not supported: undecodable at the sequence.
+        let sb = lift(&seq(0xff));
+        assert_eq!((sb.jump, sb.next), (JumpKind::NoDecode, Atom::u64(0x1000)));
+    }
+
     #[test]
     fn recognises_the_markers() {
         assert_eq!(recognise(&seq(0xdb)), Some(Special::ClientRequest));

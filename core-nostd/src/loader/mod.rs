@@ -59,7 +59,7 @@ pub enum LoadError {
     NotFound(String),
     PermissionDenied(String),
     IsDirectory(String),
-    /// Not an ELF executable for this architecture (includes `#!` scripts for now).
+    /// Not an ELF executable for this architecture (nor a `#!` script).
     NotExecutable(String),
     /// An ELF file whose headers make no sense.
     BadElf(String, &'static str),
@@ -196,7 +196,29 @@ pub fn load_client<G: GuestArch>(
     envp: &[&str],
     host_auxv: *const [usize; 2],
 ) -> Result<ClientImage, LoadError> {
-    load_for_machine(G::ELF_MACHINE, exe, args, envp, host_auxv)
+    load_for_machine(G::ELF_MACHINE, exe, args, envp, host_auxv, 0)
+}
+
+/// How many `#!` interpreters may be chained (the kernel allows a few more; four is plenty).
+const MAX_SCRIPT_DEPTH: u32 = 4;
+
+/// The interpreter line of a `#!` script: (interpreter, optional single argument), as the
+/// kernel splits it (everything after the interpreter name is one argument). `None` if `path`
+/// is not a script.
+fn script_interpreter(path: &str) -> Option<(String, Option<String>)> {
+    use crate::syscall;
+    let fd = syscall::open(path, syscall::O_RDONLY | syscall::O_CLOEXEC, 0).ok()?;
+    let mut head = [0u8; 256];
+    let n = syscall::pread(fd, &mut head, 0).unwrap_or(0);
+    let _ = syscall::close(fd);
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let line = core::str::from_utf8(line).ok()?.trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
+    let (interp, arg) = match line.find([' ', '\t']) {
+        Some(i) => (&line[..i], Some(line[i..].trim_matches([' ', '\t']))),
+        None => (line, None),
+    };
+    (!interp.is_empty()).then(|| (String::from(interp), arg.filter(|a| !a.is_empty()).map(String::from)))
 }
 
 /// [`load_client`] for executables of ELF machine `machine`.
@@ -206,6 +228,7 @@ fn load_for_machine(
     args: &[&str],
     envp: &[&str],
     host_auxv: *const [usize; 2],
+    depth: u32,
 ) -> Result<ClientImage, LoadError> {
     if aspace::aspace().segments().is_empty() {
         aspace::init().map_err(|e| LoadError::Io(String::from("/proc/self/maps"), e))?;
@@ -213,6 +236,19 @@ fn load_for_machine(
         aspace::sync().map_err(|e| LoadError::Io(String::from("/proc/self/maps"), e))?;
     }
     let path = find_program(exe, envp);
+    if depth < MAX_SCRIPT_DEPTH
+        && let Some((interp, arg)) = script_interpreter(&path)
+    {
+        // Run the interpreter on the script, as execve does: interp [arg] script args...
+        let mut argv: Vec<&str> = Vec::with_capacity(args.len() + 2);
+        argv.push(&interp);
+        if let Some(a) = &arg {
+            argv.push(a);
+        }
+        argv.push(&path);
+        argv.extend(args.iter().skip(1));
+        return load_for_machine(machine, &interp, &argv, envp, host_auxv, depth + 1);
+    }
     let prog = ElfFile::open(&path, machine)?;
     let interp_path = prog.interp()?;
     let interp = interp_path.as_deref().map(|p| ElfFile::open(p, machine)).transpose()?;

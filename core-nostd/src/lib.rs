@@ -12,7 +12,8 @@
 //! - [`log`]: `==PID==` messages and log destinations; [`options`]: the core's command line.
 //! - [`aspace`]: the address-space manager; [`loader`]: ELF loading and the initial stack.
 //! - [`transtab`]: translation table and fast cache; [`translate`]: the pipeline driver;
-//!   [`scheduler`]: runs the guest; [`signals`]: the core's host signal handlers.
+//!   [`scheduler`]: runs the guest; [`signals`]: the core's host signal handlers;
+//!   [`smc`]: self-modifying-code checks (`--smc-check`).
 //! - [`debuginfo`]: symbols, lines, CFI; [`errors`]: the error manager, suppressions, XML;
 //!   [`redir`]: redirection and function wrapping; [`stacks`]: the run's debug info and stack
 //!   traces; [`clientreq`]: client requests; [`reportopts`]: their options.
@@ -39,6 +40,7 @@ pub mod reportopts;
 pub mod rt;
 pub mod scheduler;
 pub mod signals;
+pub mod smc;
 pub mod stacks;
 pub mod startup;
 pub mod syscall;

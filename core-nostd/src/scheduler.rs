@@ -175,6 +175,7 @@ pub fn run<G: GuestArch, H: HostArch, O: Os, T: Tool>(
         limits: LiftLimits { max_insns: opts.max_insns, chase_jumps: true },
         trace_flags: opts.trace_flags,
         trace_notbelow: opts.trace_notbelow,
+        smc_check: opts.smc_check,
     };
     let mask = signals::install_all::<H>();
     let block = new_block(&layout);
@@ -374,7 +375,12 @@ fn assisted<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, kind: JumpKi
             Flow::Continue
         }
         JumpKind::InvalICache => {
-            panic!("jump kind {kind:?} at {pc:#x} is not supported yet")
+            // A self-check found the code changed: drop the stale translations of the block.
+            // SAFETY: the lock holder is the only user of the shared data.
+            let sh = unsafe { shared::<T>() };
+            let len = sh.tt.guest_len(pc).unwrap_or(1);
+            sh.tt.discard_range::<H>(pc, len, &sh.disp);
+            Flow::Continue
         }
     }
 }
@@ -384,6 +390,14 @@ fn assisted<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, kind: JumpKi
 fn syscall<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, st: &mut [u8]) -> Flow {
     let (nr, args) = G::syscall_args(st);
     let out = O::syscall::<G>(st, nr, args);
+    let gone = crate::aspace::take_code_gone();
+    if !gone.is_empty() {
+        // SAFETY: the lock holder is the only user of the shared data.
+        let sh = unsafe { shared::<T>() };
+        for (start, len) in gone {
+            sh.tt.discard_range::<H>(start, len, &sh.disp);
+        }
+    }
     if let Some(e) = ended() {
         return Flow::End(Ended::Process(e));
     }

@@ -64,6 +64,8 @@ pub struct TranslateConfig {
     pub limits: LiftLimits,
     pub trace_flags: u32,
     pub trace_notbelow: u64,
+    /// Which code gets a self-check (`--smc-check`).
+    pub smc_check: crate::options::SmcCheck,
 }
 
 /// The result of translating one guest address.
@@ -136,6 +138,9 @@ pub fn translate<G: GuestArch, H: HostArch, T: Tool>(
         // (an exit to it loops straight back): that is `pc`, not where the code came from. An
         // empty mark covers no instruction.
         sb.stmts.insert(0, vg_ir::Stmt::IMark { addr: pc, len: 0 });
+    }
+    if crate::smc::needs_check(cfg.smc_check, lift_at) {
+        sb = crate::smc::add_self_check(sb, pc);
     }
     show(flag(trace::FRONT_END), "Front end", &sb, out);
     let sb = vg_ir::opt::optimise(sb, &opt_cfg);

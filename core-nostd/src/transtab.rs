@@ -136,11 +136,18 @@ impl TransTab {
     }
 
     /// Chain the exit at `site` (of a live translation) to the translation of `dst`.
+    // `target` is only written into the jump, never dereferenced here.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn chain<H: HostArch>(&mut self, site: usize, dst: u64, target: *const u8) {
         // SAFETY: `site` came from the dispatcher's ChainMe for a live translation.
         unsafe { H::chain(site as *mut u8, target) };
         self.incoming.entry(dst).or_default().push(site);
         STAT_CHAINS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Guest bytes covered by the translation of `guest`, if there is one.
+    pub fn guest_len(&self, guest: u64) -> Option<u64> {
+        self.map.get(&guest).map(|t| t.guest_len)
     }
 
     /// Discard every translation whose guest code overlaps [start, start+len).
@@ -280,7 +287,7 @@ pub fn stats() -> TransStats {
 /// Print the translation-table figures for `--stats=yes` (debug-prefixed lines, as Valgrind).
 pub fn print_stats() {
     let s = stats();
-    let ratio = if s.guest_insns == 0 { 0 } else { s.code_bytes * 10 / s.guest_insns };
+    let ratio = (s.code_bytes * 10).checked_div(s.guest_insns).unwrap_or(0);
     crate::dmsg!(
         "transtab: new {} translations ({} guest insns -> {} host bytes; {}.{} bytes/insn)",
         s.translations,

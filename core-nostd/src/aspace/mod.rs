@@ -482,6 +482,12 @@ impl AddressSpace {
     /// address when resized in place): the moved pages keep their owner, protection and file
     /// offsets; growth continues the last piece.
     pub fn record_mremap(&mut self, old: u64, old_len: u64, new: u64, new_len: u64) {
+        // Code that moved away, or was cut off, loses its translations.
+        if new != old {
+            note_code_gone(self, old, old_len);
+        } else if new_len < old_len {
+            note_code_gone(self, old + new_len, old_len - new_len);
+        }
         let (old, old_len, new_len) = (page_down(old), page_up(old_len), page_up(new_len));
         let keep = old_len.min(new_len);
         let mut moved: Vec<Segment> = self
@@ -623,6 +629,31 @@ pub fn is_client_readable(addr: u64, len: u64) -> bool {
     aspace().is_client_readable(addr, len)
 }
 
+/// Whether `addr` lies in a mapping backed by a file (code there changes only by remapping).
+pub fn is_file_backed(addr: u64) -> bool {
+    let a = aspace();
+    a.overlapping(addr, addr + 1)
+        .first()
+        .is_some_and(|s| matches!(s.kind, SegKind::Client(Backing::File) | SegKind::Core(Backing::File)))
+}
+
+/// Guest address ranges whose code went away or stopped being executable since the scheduler
+/// last looked: their translations must be discarded.
+static CODE_GONE: spin::Mutex<Vec<(u64, u64)>> = spin::Mutex::new(Vec::new());
+
+/// Queue `[addr, addr+len)` if any of it was executable client memory.
+fn note_code_gone(a: &AddressSpace, addr: u64, len: u64) {
+    let end = page_up(addr.saturating_add(len)).min(ADDR_TOP);
+    if a.overlapping(page_down(addr), end).iter().any(|s| matches!(s.kind, SegKind::Client(_)) && s.prot & sys::PROT_EXEC != 0) {
+        CODE_GONE.lock().push((page_down(addr), end - page_down(addr)));
+    }
+}
+
+/// Take the queued ranges whose translations must be discarded.
+pub fn take_code_gone() -> Vec<(u64, u64)> {
+    core::mem::take(&mut *CODE_GONE.lock())
+}
+
 /// Record a client mapping the kernel made with `mmap(addr, len, prot, flags, fd, off)`
 /// (`addr` is the address the kernel returned). File mappings are named after the file.
 pub fn notify_client_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) {
@@ -640,12 +671,18 @@ pub fn notify_client_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, o
 /// Record an unmapping done by the client.
 pub fn notify_munmap(addr: u64, len: u64) {
     crate::stacks::notify_unmap(addr, len);
-    aspace().record_munmap(addr, len);
+    let mut a = aspace();
+    note_code_gone(&a, addr, len);
+    a.record_munmap(addr, len);
 }
 
 /// Record a protection change done by the client.
 pub fn notify_mprotect(addr: u64, len: u64, prot: u32) {
-    aspace().record_mprotect(addr, len, prot);
+    let mut a = aspace();
+    if prot & sys::PROT_EXEC == 0 {
+        note_code_gone(&a, addr, len);
+    }
+    a.record_mprotect(addr, len, prot);
 }
 
 /// Map `len` bytes for the client at a place this manager chooses below `limit` (or exactly at

@@ -152,6 +152,9 @@ pub struct ChainSite {
 pub struct HostCode {
     pub bytes: Vec<u8>,
     pub chain_sites: Vec<ChainSite>,
+    /// (offset, guest pc) where the code of each guest instruction starts, in order: a fault at
+    /// a host pc belongs to the last instruction starting at or before it.
+    pub pc_map: Vec<(u32, u64)>,
 }
 
 /// Why the dispatcher returned to the scheduler. The guest PC is always up to date in the state.

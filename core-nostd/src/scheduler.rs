@@ -353,6 +353,19 @@ fn assisted<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, kind: JumpKi
         JumpKind::SigTrap => synchronous::<G>(slot, st, signals::siginfo(SIGTRAP, 0x80, 0), ""),
         JumpKind::SigSegv | JumpKind::SigFpeIntDiv => {
             let fault = signals::take_fault();
+            // A fault the host caught: its guest instruction comes from the translation's pc
+            // map (the state's pc is only exact at exits and helper calls).
+            let pc = match fault {
+                Some(f) => {
+                    // SAFETY: the lock holder is the only user of the shared data.
+                    let sh = unsafe { shared::<T>() };
+                    let g = sh.tt.guest_pc_at(f.host_pc).unwrap_or(pc);
+                    let o = G::PC_OFFSET as usize;
+                    st[o..o + 8].copy_from_slice(&g.to_le_bytes());
+                    g
+                }
+                None => pc,
+            };
             let (sig, detail) = describe_fault(kind, fault, pc);
             let info = match fault {
                 Some(f) if f.signal == SIGFPE => signals::siginfo(SIGFPE, f.code, pc),
@@ -622,13 +635,13 @@ fn describe_fault(kind: JumpKind, fault: Option<Fault>, pc: u64) -> (i32, String
     const BUS_ADRALN: i32 = 1;
     const SI_KERNEL: i32 = 0x80;
     match (kind, fault) {
-        (_, Some(Fault { signal: SIGSEGV, code, addr })) => (SIGSEGV, match code {
+        (_, Some(Fault { signal: SIGSEGV, code, addr, .. })) => (SIGSEGV, match code {
             SEGV_MAPERR => alloc::format!("Access not within mapped region at address {addr:#X}"),
             SEGV_ACCERR => alloc::format!("Bad permissions for mapped region at address {addr:#X}"),
             SI_KERNEL => String::from("General Protection Fault"),
             _ => alloc::format!("Bad memory access at address {addr:#X}"),
         }),
-        (_, Some(Fault { signal: SIGBUS, code, addr })) => (SIGBUS, match code {
+        (_, Some(Fault { signal: SIGBUS, code, addr, .. })) => (SIGBUS, match code {
             BUS_ADRALN => alloc::format!("Invalid address alignment at address {addr:#X}"),
             _ => alloc::format!("Non-existent physical address at address {addr:#X}"),
         }),

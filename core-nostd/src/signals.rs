@@ -32,6 +32,7 @@ pub const SA_RESTORER: u64 = 0x0400_0000;
 static FAULT_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static FAULT_CODE: AtomicI32 = AtomicI32::new(0);
 static FAULT_ADDR: AtomicU64 = AtomicU64::new(0);
+static FAULT_HOST_PC: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// A guest fault as the kernel described it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct Fault {
     pub signal: i32,
     pub code: i32,
     pub addr: u64,
+    /// The faulting host instruction (in generated code).
+    pub host_pc: usize,
 }
 
 /// Take (and clear) the fault recorded by the handler.
@@ -46,6 +49,7 @@ pub fn take_fault() -> Option<Fault> {
     let signal = FAULT_SIGNAL.swap(0, Ordering::Relaxed);
     (signal != 0).then(|| Fault {
         signal,
+        host_pc: FAULT_HOST_PC.load(Ordering::Relaxed),
         code: FAULT_CODE.load(Ordering::Relaxed),
         addr: FAULT_ADDR.load(Ordering::Relaxed),
     })
@@ -98,6 +102,7 @@ extern "C" fn fault_handler<H: HostArch>(sig: i32, info: *const u8, uc: *mut u8)
     };
     FAULT_CODE.store(code, Ordering::Relaxed);
     FAULT_ADDR.store(addr, Ordering::Relaxed);
+    FAULT_HOST_PC.store(pc, Ordering::Relaxed);
     FAULT_SIGNAL.store(sig, Ordering::Relaxed);
     // SAFETY: the fault is in generated code (checked above).
     unsafe { H::redirect_fault(uc, kind) };

@@ -47,6 +47,9 @@ struct Translation {
     guest_len: u64,
     /// This translation's chain sites (absolute addresses) and whether each is chained.
     sites: Vec<(usize, u64)>,
+    /// Length of its host code, and where each guest instruction's code starts (offsets).
+    code_len: usize,
+    pc_map: Vec<(u32, u64)>,
 }
 
 struct Sector {
@@ -124,7 +127,15 @@ impl TransTab {
         s.used += len;
         s.entries.push(guest);
         let sites = code.chain_sites.iter().map(|c| (host + c.offset as usize, c.dst)).collect();
-        if let Some(old) = self.map.insert(guest, Translation { guest, host, sector, guest_len, sites }) {
+        if let Some(old) = self.map.insert(guest, Translation {
+            guest,
+            host,
+            sector,
+            guest_len,
+            sites,
+            code_len: code.bytes.len(),
+            pc_map: code.pc_map.clone(),
+        }) {
             // Retranslation of the same address: forget the old one's chains.
             self.forget_sites(&old);
         }
@@ -143,6 +154,14 @@ impl TransTab {
         unsafe { H::chain(site as *mut u8, target) };
         self.incoming.entry(dst).or_default().push(site);
         STAT_CHAINS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The guest instruction whose host code contains `host_pc` (a fault in generated code).
+    /// Faults are rare: a scan of the table is fine.
+    pub fn guest_pc_at(&self, host_pc: usize) -> Option<u64> {
+        let t = self.map.values().find(|t| host_pc >= t.host && host_pc < t.host + t.code_len)?;
+        let off = (host_pc - t.host) as u32;
+        t.pc_map.iter().take_while(|&&(o, _)| o <= off).last().map(|&(_, pc)| pc)
     }
 
     /// Guest bytes covered by the translation of `guest`, if there is one.

@@ -46,7 +46,7 @@ fn loads_a_static_exe_with_stack_auxv_and_brk() {
     let bytes = std::fs::read(&exe).unwrap();
     let elf = goblin::elf::Elf::parse(&bytes).unwrap();
     let host = [[AT_HWCAP as usize, 0x1234], [AT_HWCAP2 as usize, 3], [AT_UID as usize, 1000], [0, 0]];
-    let img = load_for_machine(goblin::elf::header::EM_X86_64, exe_s, &[exe_s, "one", "two"], &["A=1", "PATH=/bin"], host.as_ptr()).unwrap();
+    let img = load_for_machine(goblin::elf::header::EM_X86_64, exe_s, &[exe_s, "one", "two"], &["A=1", "PATH=/bin"], host.as_ptr(), 0).unwrap();
 
     assert_eq!((img.entry, img.exe_entry, img.base, img.interp.as_deref()), (elf.entry, elf.entry, 0, None));
     assert_eq!(img.exe_path, std::fs::canonicalize(&exe).unwrap().to_str().unwrap());

@@ -91,6 +91,8 @@ pub struct Emitter<'a> {
     pc_off: i32,
     disp: &'a DispatchAddrs,
     pub chain_sites: Vec<ChainSite>,
+    /// (host offset, guest pc) where each guest instruction's code starts.
+    pub pc_map: Vec<(u32, u64)>,
     stubs: Vec<(DynLabel, u64, JumpKind)>,
     /// The guest address the block starts at, and the label of its first instruction.
     entry: Option<u64>,
@@ -121,6 +123,7 @@ impl<'a> Emitter<'a> {
             pc_off: pc_off as i32,
             disp,
             chain_sites: Vec::new(),
+            pc_map: Vec::new(),
             stubs: Vec::new(),
         }
     }
@@ -552,6 +555,7 @@ impl<'a> Emitter<'a> {
                 self.set_dst(*old, RAX);
             }
             Inst::Fence => dynasm!(self.ops ; .arch x64 ; mfence),
+            Inst::Mark(pc) => self.pc_map.push((self.ops.offset() as u32, *pc)),
             Inst::VImm { dst, v } => {
                 let d = self.xdreg(*dst);
                 if *v == 0 {
@@ -711,7 +715,48 @@ impl<'a> Emitter<'a> {
                 dynasm!(self.ops ; .arch x64 ; lahf ; movzx eax, ah ; and eax, 0x45);
                 self.set_dst(*dst, RAX);
             }
+            Inst::VFma { op, dst, x, y, z } => self.fma(*op, *dst, *x, *y, *z),
         }
+    }
+
+    /// `d = z; d = (±x * y) ± d` with the 231 form (VEX.128, which also clears the host
+    /// register's upper half). `y` may stay in memory; `d` must not be `x`'s or `y`'s register
+    /// unless it is `z`'s too.
+    fn fma(&mut self, op: FmaOp, dst: VReg, x: VReg, y: VReg, z: VReg) {
+        let mut d = self.xdreg(dst);
+        let (lz, lx, ly) = (self.loc(z), self.loc(x), self.loc(y));
+        if Loc::Reg(d) != lz && (Loc::Reg(d) == lx || Loc::Reg(d) == ly) {
+            d = XTMP0;
+        }
+        self.xload_into(d, z);
+        let a = self.xreg(x, XTMP1);
+        macro_rules! f {
+            ($mn:ident) => {
+                match ly {
+                    Loc::Reg(b) => dynasm!(self.ops ; .arch x64 ; $mn Rx(d), Rx(a), Rx(b)),
+                    l => {
+                        let m = self.in_mem(l);
+                        with_mem!(self.ops, m, [$mn Rx(d), Rx(a),], [])
+                    }
+                }
+            };
+        }
+        // dynasm encodes the pd forms without VEX.W (as the ps ones): emit the ps form and set
+        // W, bit 7 of the three-byte VEX prefix's last byte.
+        let at = self.ops.offset();
+        match op.neg & 3 {
+            0 => f!(vfmadd231ps),
+            1 => f!(vfmsub231ps),
+            2 => f!(vfnmadd231ps),
+            _ => f!(vfnmsub231ps),
+        }
+        if op.f64 {
+            let b = self.ops.bytes();
+            assert!(b[at] == 0xc4, "FMA without a three-byte VEX prefix");
+            let w = b[at + 2] | 0x80;
+            self.ops.patch_u8(at + 2, w);
+        }
+        self.set_xdst(dst, d);
     }
 
     fn alu(&mut self, op: AluOp, w64: bool, dst: VReg, a: VReg, b: &Src) {
@@ -993,6 +1038,9 @@ impl<'a> Emitter<'a> {
             SseUn::Cvtpd2ps => dynasm!(self.ops ; .arch x64 ; cvtpd2ps Rx(d), Rx(s)),
             SseUn::Cvtss2sd => dynasm!(self.ops ; .arch x64 ; cvtss2sd Rx(d), Rx(s)),
             SseUn::Cvtsd2ss => dynasm!(self.ops ; .arch x64 ; cvtsd2ss Rx(d), Rx(s)),
+            SseUn::Pabsb => dynasm!(self.ops ; .arch x64 ; pabsb Rx(d), Rx(s)),
+            SseUn::Pabsw => dynasm!(self.ops ; .arch x64 ; pabsw Rx(d), Rx(s)),
+            SseUn::Pabsd => dynasm!(self.ops ; .arch x64 ; pabsd Rx(d), Rx(s)),
             SseUn::Hi64ToLo => {
                 let i = 0xeeu8 as i8;
                 dynasm!(self.ops ; .arch x64 ; pshufd Rx(d), Rx(s), BYTE i)
@@ -1094,6 +1142,25 @@ impl<'a> Emitter<'a> {
             Maxss => e!(maxss),
             Movsd => e!(movsd),
             Movss => e!(movss),
+            Pshufb => e!(pshufb),
+            Pmaddubsw => e!(pmaddubsw),
+            Pmulhrsw => e!(pmulhrsw),
+            Psignb => e!(psignb),
+            Psignw => e!(psignw),
+            Psignd => e!(psignd),
+            Pminsb => e!(pminsb),
+            Pmaxsb => e!(pmaxsb),
+            Pminuw => e!(pminuw),
+            Pmaxuw => e!(pmaxuw),
+            Pminsd => e!(pminsd),
+            Pmaxsd => e!(pmaxsd),
+            Pminud => e!(pminud),
+            Pmaxud => e!(pmaxud),
+            Pmulld => e!(pmulld),
+            Pmuldq => e!(pmuldq),
+            Pcmpeqq => e!(pcmpeqq),
+            Packusdw => e!(packusdw),
+            Pcmpgtq => e!(pcmpgtq),
         }
     }
 }

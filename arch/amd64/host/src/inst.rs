@@ -155,6 +155,10 @@ pub enum SseOp {
     Addsd, Subsd, Mulsd, Divsd, Minsd, Maxsd, Addss, Subss, Mulss, Divss, Minss, Maxss,
     /// Merge the low 64 / 32 bits of `b` into `a` (movsd/movss register forms).
     Movsd, Movss,
+    // SSSE3, SSE4.1, SSE4.2 (see `Feature`).
+    Pshufb, Pmaddubsw, Pmulhrsw, Psignb, Psignw, Psignd,
+    Pminsb, Pmaxsb, Pminuw, Pmaxuw, Pminsd, Pmaxsd, Pminud, Pmaxud, Pmulld, Pmuldq, Pcmpeqq, Packusdw,
+    Pcmpgtq,
 }
 
 impl SseOp {
@@ -165,9 +169,69 @@ impl SseOp {
             Pand | Por | Pxor | Paddb | Paddw | Paddd | Paddq | Paddsb | Paddusb | Paddsw | Paddusw
                 | Pmullw | Pmulhw | Pmulhuw | Pmuludq | Pmaddwd | Pavgb | Pavgw | Psadbw | Pminub
                 | Pmaxub | Pminsw | Pmaxsw | Pcmpeqb | Pcmpeqw | Pcmpeqd | Addps | Mulps | Addpd
-                | Mulpd | Addsd | Mulsd | Addss | Mulss
+                | Mulpd | Addsd | Mulsd | Addss | Mulss | Pminsb | Pmaxsb | Pminuw | Pmaxuw | Pminsd
+                | Pmaxsd | Pminud | Pmaxud | Pmulld | Pmuldq | Pcmpeqq
         )
     }
+
+    /// The instruction-set extension the host needs for this operation, beyond SSE2.
+    pub fn feature(self) -> Option<Feature> {
+        use SseOp::*;
+        match self {
+            Pshufb | Pmaddubsw | Pmulhrsw | Psignb | Psignw | Psignd => Some(Feature::Ssse3),
+            Pminsb | Pmaxsb | Pminuw | Pmaxuw | Pminsd | Pmaxsd | Pminud | Pmaxud | Pmulld | Pmuldq | Pcmpeqq
+            | Packusdw => Some(Feature::Sse41),
+            Pcmpgtq => Some(Feature::Sse42),
+            _ => None,
+        }
+    }
+}
+
+/// Host instruction-set extensions generated code may use when the host has them.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Feature {
+    Ssse3,
+    Sse41,
+    Sse42,
+    /// FMA3 (with the AVX state enabled by the OS).
+    Fma,
+}
+
+impl Feature {
+    /// Whether the host CPU has this extension (CPUID, read once).
+    pub fn present(self) -> bool {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        // Bit 31 marks the cached value as computed.
+        static BITS: AtomicU32 = AtomicU32::new(0);
+        let mut b = BITS.load(Ordering::Relaxed);
+        if b == 0 {
+            let c = core::arch::x86_64::__cpuid(1).ecx;
+            let avx_os = c & (1 << 27) != 0 && c & (1 << 28) != 0
+                // SAFETY: osxsave (bit 27) is set, so xgetbv is enabled.
+                && unsafe { core::arch::x86_64::_xgetbv(0) } & 6 == 6;
+            b = 1 << 31
+                | (c >> 9 & 1)
+                | (c >> 19 & 1) << 1
+                | (c >> 20 & 1) << 2
+                | ((c >> 12 & 1 != 0 && avx_os) as u32) << 3;
+            BITS.store(b, Ordering::Relaxed);
+        }
+        let bit = match self {
+            Feature::Ssse3 => 0,
+            Feature::Sse41 => 1,
+            Feature::Sse42 => 2,
+            Feature::Fma => 3,
+        };
+        b >> bit & 1 != 0
+    }
+}
+
+/// Fused multiply-adds: `dst = (±x * y) ± z` on four F32 or two F64 lanes.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct FmaOp {
+    pub f64: bool,
+    /// Bit 0: subtract z; bit 1: negate the product (as `VecOp::Fma*`).
+    pub neg: u8,
 }
 
 /// One-operand SSE operations `dst = op(src)` (no dependence on the old `dst`).
@@ -182,6 +246,8 @@ pub enum SseUn {
     AbsF64,
     /// Move the high 64 bits to the low 64 (upper half undefined).
     Hi64ToLo,
+    /// SSSE3 absolute values.
+    Pabsb, Pabsw, Pabsd,
 }
 
 /// Per-lane shifts by an immediate or an xmm count.
@@ -276,6 +342,9 @@ pub enum Inst {
     ExitInd { next: VReg, kind: JumpKind },
     Cas { w: u8, am: Amode, expected: VReg, new: VReg, old: VReg },
     Fence,
+    /// Start of the code of the guest instruction at this address (emits nothing; recorded in
+    /// the translation's pc map so that a fault's guest pc is found from the host pc).
+    Mark(u64),
     // ---- xmm
     VImm { dst: VReg, v: u128 },
     VMov { dst: VReg, src: VReg },
@@ -293,6 +362,8 @@ pub enum Inst {
     VPair { dst: VReg, hi: VReg, lo: VReg },
     /// `ucomisd`/`ucomiss` then the 0x45/0x01/0x40/0x00 code of the flags in `dst`.
     CmpF { f64: bool, dst: VReg, a: VReg, b: VReg },
+    /// Fused multiply-add (FMA3, VEX-encoded).
+    VFma { op: FmaOp, dst: VReg, x: VReg, y: VReg, z: VReg },
 }
 
 impl Inst {
@@ -375,7 +446,7 @@ impl Inst {
                     l.add_def(i, *d)
                 }
             }
-            Exit { .. } | Fence => {}
+            Exit { .. } | Fence | Mark(_) => {}
             ExitInd { next, .. } => l.add_use(i, *next),
             Cas { am, expected, new, old, .. } => {
                 am.regs(&mut |v| l.add_use(i, v));
@@ -421,6 +492,13 @@ impl Inst {
                 l.add_use(i, *a);
                 l.add_use(i, *b);
                 l.add_def(i, *dst);
+            }
+            VFma { dst, x, y, z, .. } => {
+                l.add_use(i, *x);
+                l.add_use(i, *y);
+                l.add_use(i, *z);
+                l.add_def(i, *dst);
+                l.add_hint(*dst, *z);
             }
         }
     }

@@ -27,6 +27,8 @@ enum Val {
     R(VReg),
     /// An I128: (lo, hi).
     Pair(VReg, VReg),
+    /// A V256: two vector vregs (lo, hi).
+    VPair(VReg, VReg),
 }
 
 /// The output of selection: vcode and the allocator's view of it.
@@ -330,7 +332,8 @@ impl<'a> Isel<'a> {
     fn stmt(&mut self, i: usize) -> R<()> {
         let sb = self.sb;
         match &sb.stmts[i] {
-            Stmt::IMark { .. } | Stmt::NoOp => {}
+            Stmt::IMark { addr, .. } => self.push(Inst::Mark(*addr)),
+            Stmt::NoOp => {}
             Stmt::WrTmp { dst, e } => {
                 let ty = sb.temp_ty(*dst);
                 if self.uses[dst.0 as usize] == 1 && deferrable(e) {
@@ -762,8 +765,14 @@ impl<'a> Isel<'a> {
                     VecOp::F64toI32STruncx2 => SseUn::Cvttpd2dq,
                     VecOp::F32toF64x2 => SseUn::Cvtps2pd,
                     VecOp::F64toF32x2 => SseUn::Cvtpd2ps,
+                    VecOp::Abs8x16 => SseUn::Pabsb,
+                    VecOp::Abs16x8 => SseUn::Pabsw,
+                    VecOp::Abs32x4 => SseUn::Pabsd,
                     _ => return Err(format!("unsupported {op:?}")),
                 };
+                if matches!(o, SseUn::Pabsb | SseUn::Pabsw | SseUn::Pabsd) {
+                    need(Feature::Ssse3, op)?;
+                }
                 r(self.vun(o, s))
             }
             ShufImm(v, imm) => {
@@ -934,8 +943,35 @@ impl<'a> Isel<'a> {
             }
             Vec2(v) => {
                 let o = vec2_op(v).ok_or_else(|| format!("unsupported {op:?}"))?;
+                if let Some(f) = o.feature() {
+                    need(f, op)?;
+                }
                 let (ra, rb) = (self.reg(a)?, self.reg(b)?);
                 r(self.vbin(o, ra, rb))
+            }
+            V128HLtoV256 => {
+                let (hi, lo) = (self.reg(a)?, self.reg(b)?);
+                Ok(Val::VPair(lo, hi))
+            }
+            Fma(v) => {
+                let f64 = match v {
+                    VecOp::Fma32Fx4(_) => false,
+                    VecOp::Fma64Fx2(_) => true,
+                    _ => return Err(format!("unsupported {op:?}")),
+                };
+                let neg = match v {
+                    VecOp::Fma32Fx4(k) | VecOp::Fma64Fx2(k) => k,
+                    _ => 0,
+                };
+                need(Feature::Fma, op)?;
+                let (x, y) = match self.val(a)? {
+                    Val::VPair(x, y) => (x, y),
+                    v => return Err(format!("expected a V256 value, got {v:?}")),
+                };
+                let z = self.reg(b)?;
+                let dst = self.new_vec();
+                self.push(Inst::VFma { op: FmaOp { f64, neg }, dst, x, y, z });
+                r(dst)
             }
             VecShift(v) => {
                 let o = match v {
@@ -971,6 +1007,11 @@ impl<'a> Isel<'a> {
             _ => Err(format!("unsupported {op:?}")),
         }
     }
+}
+
+/// An error unless the host has `f` (needed for `op`).
+fn need(f: Feature, op: impl core::fmt::Debug) -> R<()> {
+    if f.present() { Ok(()) } else { Err(format!("{op:?} needs a host CPU with {f:?}")) }
 }
 
 /// Whether a single-use temp defined by `e` may be folded into its consumer.
@@ -1081,6 +1122,25 @@ fn vec2_op(v: VecOp) -> Option<SseOp> {
         V::Max64Fx2 => Maxpd,
         V::CmpF32x4(p) => Cmpps(p),
         V::CmpF64x2(p) => Cmppd(p),
+        V::Perm8x16 => Pshufb,
+        V::MAddUS8x16 => Pmaddubsw,
+        V::MulHiRS16x8 => Pmulhrsw,
+        V::Sign8x16 => Psignb,
+        V::Sign16x8 => Psignw,
+        V::Sign32x4 => Psignd,
+        V::MinS8x16 => Pminsb,
+        V::MaxS8x16 => Pmaxsb,
+        V::MinU16x8 => Pminuw,
+        V::MaxU16x8 => Pmaxuw,
+        V::MinS32x4 => Pminsd,
+        V::MaxS32x4 => Pmaxsd,
+        V::MinU32x4 => Pminud,
+        V::MaxU32x4 => Pmaxud,
+        V::Mul32x4 => Pmulld,
+        V::MullEvenS32x2 => Pmuldq,
+        V::CmpEQ64x2 => Pcmpeqq,
+        V::CmpGTS64x2 => Pcmpgtq,
+        V::QNarrowU32x4to16x8 => Packusdw,
         _ => return None,
     })
 }

@@ -80,8 +80,9 @@ impl HostArch for Amd64Host {
         let mut em = emit::Emitter::new(&alloc, layout.spill_offset, sb.pc_offset, entry, disp);
         em.emit_block(&insts);
         let chain_sites = core::mem::take(&mut em.chain_sites);
+        let pc_map = core::mem::take(&mut em.pc_map);
         let bytes = em.ops.finish().map_err(|e| format!("code emission failed: {e:?}"))?;
-        Ok(HostCode { bytes, chain_sites })
+        Ok(HostCode { bytes, chain_sites, pc_map })
     }
 
     unsafe fn fault_pc(uc: *const u8) -> usize {

@@ -266,9 +266,15 @@ fn binop_args(op: Binop) -> Result<(Ty, Ty), String> {
         HiLo64toV128 => Ok((Ty::I64, Ty::I64)),
         SetV128lo64 => Ok((Ty::V128, Ty::I64)),
         SetV128lo32 => Ok((Ty::V128, Ty::I32)),
-        Vec2(v) => ok(!is_shift(v), Ty::V128, Ty::V128),
+        Vec2(v) => ok(!is_shift(v) && !is_fma(v), Ty::V128, Ty::V128),
         VecShift(v) => ok(is_shift(v), Ty::V128, Ty::I8),
+        V128HLtoV256 => Ok((Ty::V128, Ty::V128)),
+        Fma(v) => ok(is_fma(v), Ty::V256, Ty::V128),
     }
+}
+
+fn is_fma(v: VecOp) -> bool {
+    matches!(v, VecOp::Fma32Fx4(_) | VecOp::Fma64Fx2(_))
 }
 
 fn is_shift(v: VecOp) -> bool {

@@ -16,9 +16,11 @@
 //! - a `Dirty` helper, for the ranges it declares in `reads_state`;
 //! - the end of the block, for every slot except the program counter;
 //! - a memory access (`Load`, `Store`, `Cas`, `Dirty`) or an integer division (`DivModU`,
-//!   `DivModS`, which fault on a zero divisor or an overflowing quotient), for the program counter
-//!   and the stack pointer only: they must be exact wherever a fault, or a tool's helper taking a
-//!   stack trace, may look at them. Other registers may be stale there.
+//!   `DivModS`, which fault on a zero divisor or an overflowing quotient), for the stack pointer:
+//!   it must be exact wherever a fault may look at it. The program counter at a fault is found
+//!   from the faulting host instruction instead (the back end maps host code to guest
+//!   instructions), so it costs no store; a `Dirty` helper, which may take a stack trace, sees
+//!   the pc as well. Other registers may be stale at a fault.
 //!
 //! `CCall`s read only their arguments and are no barrier. A `Dirty` helper is trusted to touch
 //! exactly the state it declares (`reads_state`/`writes_state`), even when given the state
@@ -481,13 +483,14 @@ fn backward(sb: &mut Superblock, cfg: &OptConfig) {
                 for &(off, len) in &d.reads_state {
                     ow.clear(off, len);
                 }
+                // A helper may take a stack trace: it sees the pc as well.
+                ow.clear(pc, ADDR_BYTES);
                 true
             }
             Stmt::Store { .. } | Stmt::Cas { .. } => true,
             Stmt::IMark { .. } | Stmt::Fence(_) | Stmt::NoOp => false,
         };
         if may_fault {
-            ow.clear(pc, ADDR_BYTES);
             ow.clear(sp, ADDR_BYTES);
         }
         s.for_each_atom(|a| mark(&mut live, a));

@@ -1,6 +1,7 @@
 //! The superblock driver and the operand/flags plumbing shared by the instruction families
-//! (`int.rs`: the integer ISA, `sse.rs`: SSE/SSE2, `sse4.rs`: SSE3..SSE4.2, `bmi.rs`: BMI1/2 and
-//! movbe, `x87.rs`: the x87 FPU, `save.rs`: fxsave/xsave and other processor-state instructions).
+//! (`int.rs`: the integer ISA, `sse.rs`: SSE/SSE2, `sse4.rs`: SSE3..SSE4.2, `avx.rs`: AVX, AVX2
+//! and FMA3, `bmi.rs`: BMI1/2 and movbe, `x87.rs`: the x87 FPU, `save.rs`: fxsave/xsave and other
+//! processor-state instructions).
 //!
 //! One superblock: decode with iced-x86 up to `max_insns` instructions, an `IMark` per
 //! instruction, side exits for conditional branches, following unconditional direct jumps and
@@ -13,6 +14,7 @@
 //! whose flags were set by a known operation earlier in the same block is computed by direct IR
 //! comparisons instead of the helper call.
 
+mod avx;
 mod bmi;
 mod int;
 mod save;
@@ -98,6 +100,10 @@ pub fn lift_block(code: &dyn CodeSource, addr: u64, limits: LiftLimits) -> Super
         } else {
             l.ins = ins;
             l.sb.imark(pc, ins.len() as u32);
+            // The pc of every instruction; the optimiser keeps it only where something can
+            // observe it (a helper, which may take a stack trace). Faults find their pc from
+            // the host code instead.
+            l.sb.put(OFF_RIP, Atom::u64(pc));
             l.lift_insn()
         };
         match outcome {
@@ -142,6 +148,9 @@ impl Lifter {
             return o;
         }
         if let Some(o) = self.lift_bmi() {
+            return o;
+        }
+        if let Some(o) = self.lift_avx() {
             return o;
         }
         Outcome::Unhandled

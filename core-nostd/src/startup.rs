@@ -47,6 +47,15 @@ pub fn main<G: GuestArch, H: HostArch, O: Os, T: Tool>(mut tool: T, si: &StartIn
         }
     }
     tool.post_options();
+    let tool_name = T::BANNER.split(',').next().unwrap_or(T::NAME);
+    if let Err((opt, why)) = crate::reportopts::check(tool_name, T::XML_OUTPUT) {
+        crate::umsg!("Bad option: {opt}");
+        for line in why {
+            crate::umsg!("{line}");
+        }
+        crate::umsg!("Use --help for more information or consult the user manual.");
+        syscall::exit_group(1)
+    }
     crate::stacks::init::<G>();
 
     let client_args = &opt_args[client..];
@@ -59,7 +68,7 @@ pub fn main<G: GuestArch, H: HostArch, O: Os, T: Tool>(mut tool: T, si: &StartIn
         Ok(img) => img,
         Err(e) => {
             log::error_line(format_args!("{e}"));
-            syscall::exit_group(1)
+            syscall::exit_group(e.exit_code())
         }
     };
 

@@ -74,6 +74,18 @@ pub enum LoadError {
     NoStack(i32),
 }
 
+impl LoadError {
+    /// The exit status Valgrind gives for this failure (the shell's: 127 not found, 126 found but
+    /// not runnable, 1 otherwise).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LoadError::NotFound(_) => 127,
+            LoadError::PermissionDenied(_) | LoadError::IsDirectory(_) | LoadError::NotExecutable(_) => 126,
+            _ => 1,
+        }
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

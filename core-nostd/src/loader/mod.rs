@@ -277,11 +277,19 @@ fn load_for_machine(
         None => (pm.entry, 0),
     };
 
-    // The main stack, with a reserved guard page below it.
-    let stack_low = CLIENT_STACK_TOP - CLIENT_STACK_SIZE;
-    aspace::map_client(CLIENT_STACK_SIZE, stack_low, true, aspace::ADDR_TOP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        .map_err(LoadError::NoStack)?;
-    aspace::aspace().reserve(stack_low - PAGE_SIZE, stack_low);
+    // The main stack, with a reserved guard page below it, at its usual place; anywhere free
+    // when that is taken (as when this core runs under another one: self-hosting).
+    let (rw, anon) = (PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    let wanted = CLIENT_STACK_TOP - CLIENT_STACK_SIZE;
+    let stack_low = match aspace::map_client(CLIENT_STACK_SIZE, wanted, true, aspace::ADDR_TOP, rw, anon, -1, 0) {
+        Ok(low) => {
+            aspace::aspace().reserve(low - PAGE_SIZE, low);
+            low
+        }
+        Err(_) => aspace::map_client(CLIENT_STACK_SIZE, 0, false, CLIENT_STACK_TOP, rw, anon, -1, 0)
+            .map_err(LoadError::NoStack)?,
+    };
+    let stack_top = stack_low + CLIENT_STACK_SIZE;
 
     let mut random = [0u8; 16];
     sys::getrandom(&mut random).map_err(|e| LoadError::Io(String::from("getrandom"), e))?;
@@ -291,10 +299,10 @@ fn load_for_machine(
     let auxv = client_auxv(machine, &host, pm.phdr, phnum, base, pm.entry);
     let argv: &[&str] = if args.is_empty() { &[exe] } else { args };
     let contents = StackContents { argv, envp, execfn: exe, platform: platform_of(machine), random, auxv: &auxv };
-    // SAFETY: [stack_low, CLIENT_STACK_TOP) was just mapped read-write for the client and no
+    // SAFETY: [stack_low, stack_top) was just mapped read-write for the client and no
     // Rust object lives there.
     let mem = unsafe { core::slice::from_raw_parts_mut(stack_low as *mut u8, CLIENT_STACK_SIZE as usize) };
-    let sp = build_stack(mem, CLIENT_STACK_TOP, &contents).map_err(|_| LoadError::ArgsTooLong)?;
+    let sp = build_stack(mem, stack_top, &contents).map_err(|_| LoadError::ArgsTooLong)?;
 
     let img = ClientImage {
         entry,
@@ -309,7 +317,7 @@ fn load_for_machine(
         base,
         interp: interp_path,
         stack_low,
-        stack_top: CLIENT_STACK_TOP,
+        stack_top,
     };
     CLIENT.call_once(|| img.clone());
     Ok(img)

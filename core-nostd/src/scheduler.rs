@@ -80,6 +80,10 @@ struct ClientCode;
 impl CodeSource for ClientCode {
     fn code(&self, addr: u64, max: usize) -> &[u8] {
         let n = crate::aspace::readable_extent(addr, max as u64) as usize;
+        if n == 0 {
+            // Nothing readable (possibly address 0, which no slice may start at).
+            return &[];
+        }
         // SAFETY: the address-space manager says [addr, addr+n) is mapped readable client memory.
         unsafe { core::slice::from_raw_parts(addr as *const u8, n) }
     }

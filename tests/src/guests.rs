@@ -278,7 +278,7 @@ pub fn inner_valgrind() -> PathBuf {
     target_dir().join("inner").join("valgrind")
 }
 
-/// Runs `cargo build --profile <profile> -p valgrind -p vg-tool-none` once per process (a
+/// Runs `cargo build --profile <profile>` of the launcher and the tools once per process (a
 /// no-op when everything is fresh), so `cargo test` alone tests current tool executables.
 pub fn ensure_built(profile: &'static str) {
     static BUILT: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
@@ -303,6 +303,8 @@ pub fn ensure_built(profile: &'static str) {
             "valgrind",
             "-p",
             "vg-tool-none",
+            "-p",
+            "vg-tool-memcheck",
         ])
         .env("CARGO_TARGET_DIR", target_dir())
         .status()

@@ -1,0 +1,212 @@
+//! Memcheck on our own guest programs with known bugs (`tests/guest/mc_*.c`): the reports,
+//! filtered of pids and addresses, against what each program is known to do, written out here
+//! by hand; and a correct program that must report no error.
+
+use std::process::Command;
+
+use vg_tests::guests::{Outcome, Variant, build, guest_source, run_command, valgrind};
+
+/// Runs guest `name` under memcheck. `LD_LIBRARY_PATH` (which cargo sets for tests) is
+/// removed: a static C library parses it at start-up with SSE4.2 string instructions whose
+/// definedness memcheck does not yet track precisely (see the crate's known gaps).
+fn run_mc(args: &[&str], name: &str, variant: Variant) -> Outcome {
+    let prog = build(name, variant);
+    let mut cmd = Command::new(valgrind());
+    cmd.arg("--tool=memcheck").args(args).arg(&prog).env_remove("LD_LIBRARY_PATH");
+    run_command(cmd, b"")
+}
+
+/// Stderr lines with the pid prefix as `==PID==` and hex numbers as `0x...`.
+fn filtered(o: &Outcome) -> Vec<String> {
+    o.stderr_str()
+        .lines()
+        .map(|l| {
+            let l = l.replacen(&o.prefix(), "==PID==", 1);
+            let mut out = String::new();
+            let mut rest = l.as_str();
+            while let Some(i) = rest.find("0x") {
+                out.push_str(&rest[..i]);
+                out.push_str("0x...");
+                rest = rest[i + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
+/// The line of guest source `name` holding `marker`.
+fn line_of(name: &str, marker: &str) -> usize {
+    let src = std::fs::read_to_string(guest_source(name)).expect("guest source");
+    src.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("no {marker} in {name}")) + 1
+}
+
+/// The error reports (from a headline to the blank line after it), without the final
+/// summaries: each report's lines as one block.
+fn reports(lines: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur: Option<Vec<String>> = None;
+    for l in lines {
+        let body = l.strip_prefix("==PID== ").or_else(|| l.strip_prefix("==PID==")).unwrap_or("");
+        match (&mut cur, body) {
+            (Some(c), "") => {
+                out.push(std::mem::take(c));
+                cur = None;
+            }
+            (Some(c), b) => c.push(b.to_string()),
+            (None, b)
+                if b.starts_with("Invalid")
+                    || b.starts_with("Conditional")
+                    || b.starts_with("Use of")
+                    || b.starts_with("Syscall param")
+                    || b.starts_with("Mismatched") =>
+            {
+                cur = Some(vec![b.to_string()])
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn summary(lines: &[String]) -> String {
+    lines.iter().rev().find(|l| l.contains("ERROR SUMMARY")).cloned().unwrap_or_default()
+}
+
+#[test]
+fn overrun_is_an_invalid_write_after_a_block() {
+    let o = run_mc(&[], "mc_overrun", Variant::StaticO0);
+    let lines = filtered(&o);
+    let (alloc, bad) = (line_of("mc_overrun", "ALLOC"), line_of("mc_overrun", "OVERRUN"));
+    assert_eq!(
+        reports(&lines),
+        vec![vec![
+            "Invalid write of size 4".to_string(),
+            format!("   at 0x...: main (mc_overrun.c:{bad})"),
+            " Address 0x... is 0 bytes after a block of size 40 alloc'd".to_string(),
+            "   at 0x...: malloc (vg_replace_malloc.c:381)".to_string(),
+            format!("   by 0x...: main (mc_overrun.c:{alloc})"),
+        ]],
+        "{}",
+        o.stderr_str()
+    );
+    assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 1 errors from 1 contexts (suppressed: 0 from 0)");
+    assert_eq!(o.shell_status(), 0);
+    assert!(lines.contains(&"==PID== HEAP SUMMARY:".to_string()), "{}", o.stderr_str());
+}
+
+#[test]
+fn error_exitcode_applies_when_errors_were_found() {
+    let o = run_mc(&["--error-exitcode=3"], "mc_overrun", Variant::StaticO0);
+    assert_eq!(o.shell_status(), 3, "{}", o.stderr_str());
+    let clean = run_mc(&["--error-exitcode=3"], "mc_clean", Variant::StaticO0);
+    assert_eq!(clean.shell_status(), 0, "{}", clean.stderr_str());
+}
+
+#[test]
+fn branch_on_uninitialised_local() {
+    let o = run_mc(&[], "mc_cond", Variant::StaticO0);
+    let lines = filtered(&o);
+    let (cond, call) = (line_of("mc_cond", "COND"), line_of("mc_cond", "pick(&x)"));
+    assert_eq!(
+        reports(&lines),
+        vec![vec![
+            "Conditional jump or move depends on uninitialised value(s)".to_string(),
+            format!("   at 0x...: pick (mc_cond.c:{cond})"),
+            format!("   by 0x...: main (mc_cond.c:{call})"),
+        ]],
+        "{}",
+        o.stderr_str()
+    );
+    assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 1 errors from 1 contexts (suppressed: 0 from 0)");
+    assert_eq!(o.stdout_str(), "1\n");
+}
+
+#[test]
+fn write_of_an_uninitialised_buffer() {
+    let o = run_mc(&[], "mc_write_uninit", Variant::StaticO0);
+    let lines = filtered(&o);
+    let (alloc, call) = (line_of("mc_write_uninit", "ALLOC"), line_of("mc_write_uninit", "WRITE"));
+    let r = reports(&lines);
+    assert_eq!(r.len(), 1, "{}", o.stderr_str());
+    let r = &r[0];
+    assert_eq!(r[0], "Syscall param write(buf) points to uninitialised byte(s)");
+    // The frame of the C library's write, then the caller.
+    assert!(r[1].starts_with("   at 0x...: write "), "{r:?}");
+    assert_eq!(r[2], format!("   by 0x...: main (mc_write_uninit.c:{call})"));
+    assert_eq!(r[3], " Address 0x... is 2 bytes inside a block of size 10 alloc'd");
+    assert_eq!(r[4], "   at 0x...: malloc (vg_replace_malloc.c:381)");
+    assert_eq!(r[5], format!("   by 0x...: main (mc_write_uninit.c:{alloc})"));
+    // The write still happens: ten bytes, the first two defined.
+    assert_eq!((o.stdout.len(), &o.stdout[..2]), (10, &b"a\n"[..]));
+    assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 1 errors from 1 contexts (suppressed: 0 from 0)");
+}
+
+#[test]
+fn use_after_free_double_free_and_bad_free() {
+    let o = run_mc(&[], "mc_free", Variant::StaticO0);
+    let lines = filtered(&o);
+    let l = |m| line_of("mc_free", m);
+    let freed = vec![
+        format!("   at 0x...: free (vg_replace_malloc.c:884)"),
+        format!("   by 0x...: main (mc_free.c:{})", l("FREE1")),
+        " Block was alloc'd at".to_string(),
+        "   at 0x...: malloc (vg_replace_malloc.c:381)".to_string(),
+        format!("   by 0x...: main (mc_free.c:{})", l("ALLOC")),
+    ];
+    let mut uaf = vec![
+        "Invalid read of size 4".to_string(),
+        format!("   at 0x...: main (mc_free.c:{})", l("UAF")),
+        " Address 0x... is 4 bytes inside a block of size 16 free'd".to_string(),
+    ];
+    uaf.extend(freed.clone());
+    let mut double = vec![
+        "Invalid free() / delete / delete[] / realloc()".to_string(),
+        "   at 0x...: free (vg_replace_malloc.c:884)".to_string(),
+        format!("   by 0x...: main (mc_free.c:{})", l("FREE2")),
+        " Address 0x... is 0 bytes inside a block of size 16 free'd".to_string(),
+    ];
+    double.extend(freed);
+    let bad = vec![
+        "Invalid free() / delete / delete[] / realloc()".to_string(),
+        "   at 0x...: free (vg_replace_malloc.c:884)".to_string(),
+        format!("   by 0x...: main (mc_free.c:{})", l("FREE3")),
+        " Address 0x... is on thread 1's stack".to_string(),
+    ];
+    assert_eq!(reports(&lines), vec![uaf, double, bad], "{}", o.stderr_str());
+    assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 3 errors from 3 contexts (suppressed: 0 from 0)");
+}
+
+#[test]
+fn leak_kinds_are_told_apart() {
+    let o = run_mc(&["--leak-check=full"], "mc_leak", Variant::StaticO0);
+    let lines = filtered(&o);
+    let text = lines.join("\n");
+    let l = |m| line_of("mc_leak", m);
+    for (what, marker) in [
+        ("24 bytes in 1 blocks are indirectly lost", "IND"),
+        ("32 bytes in 1 blocks are possibly lost", "POS"),
+        ("40 bytes in 1 blocks are definitely lost", "DEF"),
+    ] {
+        let at = lines.iter().position(|x| x.contains(what) && x.contains("in loss record")).unwrap_or_else(|| panic!("no {what}:\n{text}"));
+        assert_eq!(lines[at + 1], "==PID==    at 0x...: malloc (vg_replace_malloc.c:381)");
+        assert_eq!(lines[at + 2], format!("==PID==    by 0x...: leak (mc_leak.c:{})", l(marker)), "{text}");
+    }
+    // The C library's own start-up blocks come on top of the program's (a static guest's
+    // allocations are replaced too), so only the program's share is asserted exactly: the
+    // 100-byte block held by a global is still reachable, not shown.
+    assert!(!text.contains(&format!("mc_leak.c:{}", l("KEEP"))), "{text}");
+    assert!(text.contains("==PID== LEAK SUMMARY:"), "{text}");
+}
+
+#[test]
+fn correct_programs_report_no_errors() {
+    for variant in Variant::ALL {
+        let o = run_mc(&[], "mc_clean", variant);
+        let lines = filtered(&o);
+        assert_eq!(reports(&lines), Vec::<Vec<String>>::new(), "{}: {}", variant.name(), o.stderr_str());
+        assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)", "{}", variant.name());
+        assert_eq!(o.stdout_str(), "hello, memcheck! 15 328350 1\n", "{}", variant.name());
+        assert_eq!(o.shell_status(), 0);
+    }
+}

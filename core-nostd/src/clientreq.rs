@@ -420,8 +420,8 @@ pub fn handle<G: GuestArch, H: HostArch, T: Tool>(st: &mut [u8], tool: &mut T, t
             a[..n].copy_from_slice(&args[2..2 + n]);
             call_native(args[1], slot as u64 + 1, a)
         }
-        // No error manager reports for the tools yet: nothing has been counted.
-        code::COUNT_ERRORS => 0,
+        // The tool keeps the errors; one that reports none has counted none.
+        code::COUNT_ERRORS => tool.handle_client_request(&args).unwrap_or(0),
         // No gdbserver: the command is not recognised.
         code::GDB_MONITOR_COMMAND => 1,
         code::CLO_CHANGE => {

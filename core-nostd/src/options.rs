@@ -287,6 +287,7 @@ pub fn usage<T: Tool>(tool: &T) -> String {
          \x20   --vex-guest-max-insns=<1..100>  guest instructions per superblock [50]\n\
          \n",
     );
+    s.push_str(crate::reportopts::USAGE);
     let _ = write!(s, "  user options for {}:\n{}\n", T::NAME, tool.usage());
     let _ = write!(s, "  {}\n  This is {}, an independent Rust implementation of the Valgrind framework.\n", T::COPYRIGHT, crate::log::NAME_VERSION);
     s

@@ -1,15 +1,37 @@
 //! The command-line options of the reporting services — stack traces (`--num-callers=`,
-//! `--show-below-main=`, `--demangle=`) and redirection (`--trace-redir=`,
-//! `--soname-synonyms=`) — parsed by `options::parse` through [`parse`], some of them changeable
-//! while the client runs (`VALGRIND_CLO_CHANGE`, see [`change_dynamic`]).
+//! `--show-below-main=`, `--demangle=`), redirection (`--trace-redir=`, `--soname-synonyms=`)
+//! and errors (`--error-limit=`, `--error-exitcode=`, `--exit-on-first-error=`,
+//! `--suppressions=`, `--gen-suppressions=`, `--xml=`, `--xml-file=`, `--xml-fd=`) — parsed by
+//! `options::parse` through [`parse`], checked together once the tool is known ([`check`]),
+//! some of them changeable while the client runs (`VALGRIND_CLO_CHANGE`, see
+//! [`change_dynamic`]). Tools that report errors build their error manager from
+//! [`ReportOptions::error_options`] and the suppression files listed here.
 //!
-//! Uses: `debuginfo` (the stack options type), `redir` (the synonyms syntax).
+//! Uses: `debuginfo` (the stack options type), `redir` (the synonyms syntax), `errors` (its
+//! options type).
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::debuginfo::StackOptions;
+
+/// `--gen-suppressions=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenSuppressions {
+    No,
+    /// Ask after each error.
+    Yes,
+    /// Print one for every error.
+    All,
+}
+
+/// Where `--xml=yes` output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XmlDest {
+    Fd(i32),
+    File(String),
+}
 
 /// The reporting options of this run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +41,15 @@ pub struct ReportOptions {
     pub trace_redir: bool,
     /// `--soname-synonyms=tag=pattern,...`.
     pub soname_synonyms: Vec<(String, String)>,
+    pub error_limit: bool,
+    /// `--error-exitcode=`: 0 means none.
+    pub error_exitcode: i32,
+    pub exit_on_first_error: bool,
+    /// `--suppressions=` files, in order (the tool's default file comes first, added by it).
+    pub suppressions: Vec<String>,
+    pub gen_suppressions: GenSuppressions,
+    pub xml: bool,
+    pub xml_dest: Option<XmlDest>,
 }
 
 impl ReportOptions {
@@ -28,6 +59,23 @@ impl ReportOptions {
             demangle: true,
             trace_redir: false,
             soname_synonyms: Vec::new(),
+            error_limit: true,
+            error_exitcode: 0,
+            exit_on_first_error: false,
+            suppressions: Vec::new(),
+            gen_suppressions: GenSuppressions::No,
+            xml: false,
+            xml_dest: None,
+        }
+    }
+
+    /// The error manager's options.
+    pub fn error_options(&self) -> crate::errors::ErrorOptions {
+        crate::errors::ErrorOptions {
+            error_limit: self.error_limit,
+            error_exitcode: self.error_exitcode,
+            exit_on_first_error: self.exit_on_first_error,
+            ..crate::errors::ErrorOptions::default()
         }
     }
 }
@@ -37,6 +85,26 @@ impl Default for ReportOptions {
         ReportOptions::new()
     }
 }
+
+/// The `--help` section of these options.
+pub const USAGE: &str = "  \
+    options for stack traces, errors and function wrapping, with defaults in [ ]:
+    --num-callers=<number>    frames in a stack trace, 1..500 [12]
+    --show-below-main=no|yes  go on below main() into the C start-up code [no]
+    --demangle=no|yes         show C++ and Rust names demangled [yes]
+    --error-limit=no|yes      stop collecting errors after very many [yes]
+    --error-exitcode=<number> exit with <number> when errors were found [0: off]
+    --exit-on-first-error=no|yes  end the run at the first error [no]
+    --suppressions=<file>     read suppressions from <file> (repeatable)
+    --gen-suppressions=no|yes|all  write a suppression for errors: ask, always [no]
+    --xml=no|yes              write errors as XML, protocol 4 (tools that can) [no]
+    --xml-fd=<number>         the XML goes to file descriptor <number>
+    --xml-file=<file>         the XML goes to <file>
+    --trace-redir=no|yes      list the function redirections in force [no]
+    --soname-synonyms=tag=pattern,...
+                              a wrapper's soname VgSoSyn<tag> means <pattern>
+
+";
 
 static OPTS: spin::Mutex<ReportOptions> = spin::Mutex::new(ReportOptions::new());
 
@@ -53,11 +121,37 @@ fn yes_no(v: &str) -> Result<bool, String> {
     }
 }
 
-/// Applies option `arg` to `o`. `None`: not one of these options; `Some(Err(why))`: a bad
-/// value.
+fn int(v: &str) -> Result<i32, String> {
+    v.parse::<i32>().map_err(|_| format!("Invalid integer value '{v}'"))
+}
+
+/// Applies option `arg` to `o`. `None`: not one of these options (a bad choice among fixed
+/// words is reported as an unknown option, as Valgrind does); `Some(Err(why))`: a bad value.
 pub fn apply(o: &mut ReportOptions, arg: &str) -> Option<Result<(), String>> {
     let (name, value) = arg.split_once('=')?;
     let r = match name {
+        "--error-limit" => yes_no(value).map(|b| o.error_limit = b),
+        "--error-exitcode" => int(value).map(|n| o.error_exitcode = n),
+        "--exit-on-first-error" => yes_no(value).map(|b| o.exit_on_first_error = b),
+        "--suppressions" => {
+            o.suppressions.push(String::from(value));
+            Ok(())
+        }
+        "--gen-suppressions" => {
+            o.gen_suppressions = match value {
+                "no" => GenSuppressions::No,
+                "yes" => GenSuppressions::Yes,
+                "all" => GenSuppressions::All,
+                _ => return None,
+            };
+            Ok(())
+        }
+        "--xml" => yes_no(value).map(|b| o.xml = b),
+        "--xml-file" => {
+            o.xml_dest = Some(XmlDest::File(String::from(value)));
+            Ok(())
+        }
+        "--xml-fd" => int(value).map(|fd| o.xml_dest = Some(XmlDest::Fd(fd))),
         "--num-callers" => match value.parse::<usize>() {
             // Valgrind's bounds.
             Ok(n) if (1..=500).contains(&n) => {
@@ -85,6 +179,29 @@ pub fn apply(o: &mut ReportOptions, arg: &str) -> Option<Result<(), String>> {
 /// Parses one command-line option into the run's options (see [`apply`]).
 pub fn parse(arg: &str) -> Option<Result<(), String>> {
     apply(&mut OPTS.lock(), arg)
+}
+
+/// Checks the options against each other and against the tool (`tool_name` as in its banner,
+/// e.g. "Nulgrind"; `xml_ok`: whether it writes XML): `Err((option, lines))` is a bad option
+/// with the lines explaining why.
+pub fn check(tool_name: &str, xml_ok: bool) -> Result<(), (String, Vec<String>)> {
+    let o = get();
+    if o.xml && !xml_ok {
+        return Err((String::from("--xml=yes"), alloc::vec![format!("{tool_name} does not support XML output.")]));
+    }
+    if o.xml && o.xml_dest.is_none() {
+        return Err((
+            String::from("--xml=yes, but no XML destination specified"),
+            alloc::vec![String::from("--xml=yes needs an XML output destination: --xml-fd= or --xml-file=.")],
+        ));
+    }
+    if o.exit_on_first_error && o.error_exitcode == 0 {
+        return Err((
+            String::from("--exit-on-first-error=yes"),
+            alloc::vec![String::from("--exit-on-first-error=yes needs a non-zero --error-exitcode=.")],
+        ));
+    }
+    Ok(())
 }
 
 /// The options of this module that `VALGRIND_CLO_CHANGE` may change while the client runs
@@ -122,6 +239,23 @@ mod tests {
         assert!(matches!(apply(&mut o, "--trace-redir=maybe"), Some(Err(_))));
         assert_eq!(apply(&mut o, "--soname-synonyms=somalloc=*tcmalloc*"), Some(Ok(())));
         assert_eq!(o.soname_synonyms, alloc::vec![(String::from("somalloc"), String::from("*tcmalloc*"))]);
+        assert_eq!(apply(&mut o, "--error-exitcode=42"), Some(Ok(())));
+        assert!(matches!(apply(&mut o, "--error-exitcode=abc"), Some(Err(_))));
+        assert_eq!(apply(&mut o, "--error-limit=no"), Some(Ok(())));
+        assert_eq!(apply(&mut o, "--exit-on-first-error=yes"), Some(Ok(())));
+        let e = o.error_options();
+        assert_eq!((e.error_exitcode, e.error_limit, e.exit_on_first_error), (42, false, true));
+        assert_eq!(apply(&mut o, "--suppressions=a.supp"), Some(Ok(())));
+        assert_eq!(apply(&mut o, "--suppressions=b.supp"), Some(Ok(())));
+        assert_eq!(o.suppressions, ["a.supp", "b.supp"]);
+        assert_eq!(apply(&mut o, "--gen-suppressions=all"), Some(Ok(())));
+        assert_eq!(o.gen_suppressions, GenSuppressions::All);
+        assert_eq!(apply(&mut o, "--gen-suppressions=maybe"), None);
+        assert_eq!(apply(&mut o, "--xml=yes"), Some(Ok(())));
+        assert_eq!(apply(&mut o, "--xml-fd=5"), Some(Ok(())));
+        assert_eq!(o.xml_dest, Some(XmlDest::Fd(5)));
+        assert_eq!(apply(&mut o, "--xml-file=out.xml"), Some(Ok(())));
+        assert_eq!(o.xml_dest, Some(XmlDest::File(String::from("out.xml"))));
         assert_eq!(apply(&mut o, "--stats=yes"), None);
         assert_eq!(apply(&mut o, "-v"), None);
     }

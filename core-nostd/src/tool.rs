@@ -25,6 +25,8 @@ pub trait Tool {
     const BANNER: &'static str;
     /// The banner's copyright line for the tool.
     const COPYRIGHT: &'static str;
+    /// Whether the tool writes its reports as XML with `--xml=yes`.
+    const XML_OUTPUT: bool = false;
 
     /// Handle one tool option (`--foo=bar`).
     fn process_option(&mut self, _arg: &str) -> OptionResult {
@@ -46,4 +48,34 @@ pub trait Tool {
     }
     /// Called when the guest has exited, with its exit code.
     fn fini(&mut self, _exit_code: i32) {}
+}
+
+/// Memory events the core reports to a tool that tracks the client's memory (memcheck): the
+/// system calls that map, unmap and move memory and move the break. A tool installs its
+/// receiver once with [`set_mem_events`]; the core calls [`mem_events`] where the events
+/// happen (the OS layer's emulation of those calls). Every method defaults to doing nothing.
+pub trait MemEvents: Sync {
+    /// `[addr, addr+len)` was mapped by the client with `prot` (`PROT_*` bits).
+    fn new_mem_mmap(&self, _addr: u64, _len: u64, _prot: u32) {}
+    /// `[addr, addr+len)` was unmapped.
+    fn die_mem_munmap(&self, _addr: u64, _len: u64) {}
+    /// `[from, from+len)` moved to `[to, to+len)` (mremap); the rest of a grown mapping,
+    /// `[to+len, to+new_len)`, is new.
+    fn copy_mem_mremap(&self, _from: u64, _to: u64, _len: u64, _new_len: u64) {}
+    /// The break grew over `[addr, addr+len)`.
+    fn new_mem_brk(&self, _addr: u64, _len: u64) {}
+    /// The break shrank, releasing `[addr, addr+len)`.
+    fn die_mem_brk(&self, _addr: u64, _len: u64) {}
+}
+
+static MEM_EVENTS: spin::Once<&'static dyn MemEvents> = spin::Once::new();
+
+/// Install the tool's receiver of memory events (once, before the guest starts).
+pub fn set_mem_events(m: &'static dyn MemEvents) {
+    MEM_EVENTS.call_once(|| m);
+}
+
+/// The installed receiver of memory events, if any.
+pub fn mem_events() -> Option<&'static dyn MemEvents> {
+    MEM_EVENTS.get().copied()
 }

@@ -155,6 +155,31 @@ fn conflicting_wrappers_are_reported_with_v() {
 }
 
 #[test]
+fn reporting_options() {
+    let prog = build("clientreq", Variant::StaticO0);
+    // --num-callers=1: the backtrace is the innermost frame alone.
+    let one = filtered_stderr(&run_tool(&["--tool=none", "-q", "--num-callers=1"], &prog, &[], b""));
+    let at = one.iter().position(|l| l == "**PID** backtrace at depth 1").unwrap_or_else(|| panic!("{one:#?}"));
+    assert!(one[at + 1].contains(": VALGRIND_PRINTF_BACKTRACE"), "{one:#?}");
+    assert!(one[at + 2].starts_with("==PID== Cannot change"), "{one:#?}");
+    // Bad values and combinations are refused before the client runs.
+    for (opts, want) in [
+        (&["--num-callers=0"][..], "'--num-callers' argument must be between 1 and 500"),
+        (&["--demangle=maybe"][..], "Invalid boolean value 'maybe'"),
+        (&["--xml=yes", "--xml-fd=2"][..], "Nulgrind does not support XML output."),
+        (&["--exit-on-first-error=yes"][..], "--exit-on-first-error=yes needs a non-zero --error-exitcode=."),
+        (&["--gen-suppressions=maybe"][..], "Unknown option: --gen-suppressions=maybe"),
+    ] {
+        let mut args = vec!["--tool=none"];
+        args.extend_from_slice(opts);
+        let o = run_tool(&args, &prog, &[], b"");
+        assert_eq!(o.shell_status(), 1, "{opts:?}: {}", o.stderr_str());
+        assert!(o.stderr_str().contains(want), "{opts:?}: {}", o.stderr_str());
+        assert_eq!(o.stdout_str(), "", "{opts:?}: the client must not run");
+    }
+}
+
+#[test]
 fn trace_redir_lists_the_active_set() {
     let prog = build("wrap", Variant::StaticO0);
     let tool = run_tool(&["--tool=none", "-q", "--trace-redir=yes"], &prog, &[], b"");

@@ -2,7 +2,8 @@
 //! (lifter checked against the CPU through it, back ends checked against it).
 //!
 //! Values are held as `u128`, zero-extended to their type's width (I1 is 0 or 1, floats are their
-//! bit patterns). V256 values are not supported (nothing in the IR computes them yet).
+//! bit patterns). A V256 (only built by `V128HLtoV256` for `Fma`) keeps its high half aside;
+//! V256 guest-state and memory accesses are not supported (nothing in the IR makes them).
 //!
 //! Points the IR documentation leaves open, fixed here (back ends may differ only where noted as
 //! undefined):
@@ -29,6 +30,8 @@
 //!   arguments (unused ones 0); narrower results are truncated to the declared type. A `Dirty`
 //!   with `pass_state` receives the guest-state pointer first.
 //! - `Cas` is performed as a plain load/compare/store (the interpreter is single-threaded).
+//! - `Fma` rounds once: with the host's FMA instructions when it has them (so NaN results are
+//!   the host's, as in generated code), else in software (the first NaN of z, x, y, quieted).
 //!
 //! Depends only on the IR definitions.
 
@@ -75,6 +78,8 @@ fn call_helper(addr: usize, args: &[u64]) -> u64 {
 /// and `mem`. Returns the guest address to continue at and why the block was left.
 pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, JumpKind) {
     let mut tmp: Vec<u128> = vec![0; sb.temps.len()];
+    // High halves of V256 temps: (temp, bits 128..255).
+    let mut hi256: Vec<(Temp, u128)> = Vec::new();
     for s in &sb.stmts {
         match s {
             Stmt::IMark { .. } | Stmt::NoOp | Stmt::Fence(_) => {}
@@ -95,7 +100,20 @@ pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, Jum
                 {
                     return (get(state, sb.pc_offset, Ty::I64) as u64, JumpKind::SigFpeIntDiv);
                 }
-                let v = eval(&tmp, e, state, mem);
+                let v = match e {
+                    Expr::Binop { op: Binop::V128HLtoV256, a, b } => {
+                        hi256.push((*dst, atom(&tmp, *a)));
+                        atom(&tmp, *b)
+                    }
+                    Expr::Binop { op: Binop::Fma(v), a, b } => {
+                        let y = match a {
+                            Atom::Tmp(t) => hi256.iter().rev().find(|e| e.0 == *t).map_or(0, |e| e.1),
+                            Atom::Const(_) => 0,
+                        };
+                        fma(*v, atom(&tmp, *a), y, atom(&tmp, *b))
+                    }
+                    _ => eval(&tmp, e, state, mem),
+                };
                 tmp[dst.0 as usize] = v;
             }
             Stmt::Exit { guard, dst, kind } => {
@@ -442,6 +460,7 @@ fn binop(op: Binop, a: u128, b: u128) -> u128 {
         SetV128lo32 => (a & !(u32::MAX as u128)) | (b as u32 as u128),
         Vec2(v) => vec2(v, a, b),
         VecShift(v) => vec_shift(v, a, shift_amount(b)),
+        V128HLtoV256 | Fma(_) => unreachable!("V256 operations are evaluated in `run`"),
     }
 }
 
@@ -606,6 +625,43 @@ fn vec2(op: VecOp, a: u128, b: u128) -> u128 {
             let (x, y) = (f64::from_bits(lane(a, 64, i) as u64), f64::from_bits(lane(b, 64, i) as u64));
             if fcmp_pred(p, x, y) { u128::MAX } else { 0 }
         }),
+        Perm8x16 => lanes(8, |i| {
+            let k = lane(b, 8, i);
+            if k & 0x80 != 0 { 0 } else { lane(a, 8, (k & 15) as u32) }
+        }),
+        MinS8x16 => lanes(8, |i| s(8, a, i).min(s(8, b, i)) as u128),
+        MaxS8x16 => lanes(8, |i| s(8, a, i).max(s(8, b, i)) as u128),
+        MinU16x8 => lanes(16, |i| lane(a, 16, i).min(lane(b, 16, i))),
+        MaxU16x8 => lanes(16, |i| lane(a, 16, i).max(lane(b, 16, i))),
+        MinS32x4 => lanes(32, |i| s(32, a, i).min(s(32, b, i)) as u128),
+        MaxS32x4 => lanes(32, |i| s(32, a, i).max(s(32, b, i)) as u128),
+        MinU32x4 => lanes(32, |i| lane(a, 32, i).min(lane(b, 32, i))),
+        MaxU32x4 => lanes(32, |i| lane(a, 32, i).max(lane(b, 32, i))),
+        Mul32x4 => lanes(32, |i| lane(a, 32, i).wrapping_mul(lane(b, 32, i))),
+        MullEvenS32x2 => lanes(64, |i| (s(32, a, 2 * i) * s(32, b, 2 * i)) as u128),
+        CmpEQ64x2 => lanes(64, |i| if lane(a, 64, i) == lane(b, 64, i) { u128::MAX } else { 0 }),
+        CmpGTS64x2 => lanes(64, |i| if s(64, a, i) > s(64, b, i) { u128::MAX } else { 0 }),
+        QNarrowU32x4to16x8 => lanes(16, |i| {
+            let v = if i < 4 { s(32, a, i) } else { s(32, b, i - 4) };
+            sat_u(v, 16)
+        }),
+        MAddUS8x16 => lanes(16, |i| {
+            let p = |k: u32| lane(a, 8, k) as i128 * s(8, b, k);
+            sat_s(p(2 * i) + p(2 * i + 1), 16)
+        }),
+        MulHiRS16x8 => lanes(16, |i| ((((s(16, a, i) * s(16, b, i)) >> 14) + 1) >> 1) as u128),
+        Sign8x16 | Sign16x8 | Sign32x4 => {
+            let w = match op {
+                Sign8x16 => 8,
+                Sign16x8 => 16,
+                _ => 32,
+            };
+            lanes(w, |i| match s(w, b, i) {
+                0 => 0,
+                x if x < 0 => s(w, a, i).wrapping_neg() as u128,
+                _ => lane(a, w, i),
+            })
+        }
         _ => panic!("interp: {:?} is not a two-operand vector operation", op),
     }
 }
@@ -685,8 +741,192 @@ fn vec1(op: VecOp, a: u128) -> u128 {
         F64toI32STruncx2 => lanes(32, |i| if i < 2 { f_to_int(f64l(i), 32, true) } else { 0 }),
         F32toF64x2 => lanes(64, |i| (f32l(i) as f64).to_bits() as u128),
         F64toF32x2 => lanes(32, |i| if i < 2 { (f64l(i) as f32).to_bits() as u128 } else { 0 }),
+        Abs8x16 => lanes(8, |i| sx(lane(a, 8, i), 8).unsigned_abs()),
+        Abs16x8 => lanes(16, |i| sx(lane(a, 16, i), 16).unsigned_abs()),
+        Abs32x4 => lanes(32, |i| sx(lane(a, 32, i), 32).unsigned_abs()),
         _ => panic!("interp: {:?} is not a one-operand vector operation", op),
     }
+}
+
+/// `Fma32Fx4(k)`/`Fma64Fx2(k)` of factors `x`, `y` and addend `z` (see [`VecOp`]).
+fn fma(op: VecOp, x: u128, y: u128, z: u128) -> u128 {
+    let (k, w) = match op {
+        VecOp::Fma32Fx4(k) => (k, 32),
+        VecOp::Fma64Fx2(k) => (k, 64),
+        _ => panic!("interp: {op:?} is not a fused multiply-add"),
+    };
+    if let Some(r) = host_fma(k, w, x, y, z) {
+        return r;
+    }
+    let sign = |v: u128| if w == 32 { v ^ 0x8000_0000 } else { v ^ (1 << 63) };
+    lanes(w, |i| {
+        let (a, b, c) = (lane(x, w, i), lane(y, w, i), lane(z, w, i));
+        let a = if k & 2 != 0 { sign(a) } else { a };
+        let c = if k & 1 != 0 { sign(c) } else { c };
+        soft_fma(a as u64, b as u64, c as u64, w) as u128
+    })
+}
+
+/// The host's FMA unit, if it has one (and the OS enabled the AVX state): the instructions
+/// generated code uses, so NaN results agree with it.
+#[cfg(target_arch = "x86_64")]
+fn host_fma(k: u8, w: u32, x: u128, y: u128, z: u128) -> Option<u128> {
+    use core::arch::x86_64::{__cpuid, _xgetbv};
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static HAS: AtomicU8 = AtomicU8::new(0);
+    if HAS.load(Ordering::Relaxed) == 0 {
+        // SAFETY: cpuid is available on every x86-64; xgetbv only when osxsave (bit 27) is set.
+        let ok = unsafe {
+            let c = __cpuid(1).ecx;
+            c & (1 << 12) != 0 && c & (1 << 27) != 0 && c & (1 << 28) != 0 && _xgetbv(0) & 6 == 6
+        };
+        HAS.store(if ok { 2 } else { 1 }, Ordering::Relaxed);
+    }
+    if HAS.load(Ordering::Relaxed) != 2 {
+        return None;
+    }
+    use core::arch::x86_64::__m128i;
+    // SAFETY: u128 and __m128i are both 16 plain bytes.
+    let (x, y, mut d) = unsafe {
+        use core::mem::transmute;
+        (transmute::<u128, __m128i>(x), transmute::<u128, __m128i>(y), transmute::<u128, __m128i>(z))
+    };
+    macro_rules! f {
+        ($mn:literal) => {
+            // SAFETY: the host has FMA (checked above); the instruction only computes.
+            unsafe {
+                core::arch::asm!(
+                    concat!($mn, " {d}, {a}, {b}"),
+                    d = inout(xmm_reg) d, a = in(xmm_reg) x, b = in(xmm_reg) y,
+                    options(pure, nomem, nostack)
+                )
+            }
+        };
+    }
+    match (w, k & 3) {
+        (32, 0) => f!("vfmadd231ps"),
+        (32, 1) => f!("vfmsub231ps"),
+        (32, 2) => f!("vfnmadd231ps"),
+        (32, _) => f!("vfnmsub231ps"),
+        (_, 0) => f!("vfmadd231pd"),
+        (_, 1) => f!("vfmsub231pd"),
+        (_, 2) => f!("vfnmadd231pd"),
+        _ => f!("vfnmsub231pd"),
+    }
+    // SAFETY: as above.
+    Some(unsafe { core::mem::transmute::<__m128i, u128>(d) })
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn host_fma(_: u8, _: u32, _: u128, _: u128, _: u128) -> Option<u128> {
+    None
+}
+
+/// `a * b + c` rounded once to nearest-even, on the bit patterns of two binary32 (`w` = 32) or
+/// binary64 values.
+pub fn soft_fma(a: u64, b: u64, c: u64, w: u32) -> u64 {
+    let (frac, bias) = if w == 32 { (23u32, 127i32) } else { (52, 1023) };
+    let exp_mask = (1u64 << (w - 1 - frac)) - 1;
+    let frac_mask = (1u64 << frac) - 1;
+    let sign_bit = 1u64 << (w - 1);
+    let quiet = 1u64 << (frac - 1);
+    let is_nan = |v: u64| (v >> frac) & exp_mask == exp_mask && v & frac_mask != 0;
+    let is_inf = |v: u64| (v & !sign_bit) == exp_mask << frac;
+    let is_zero = |v: u64| v & !sign_bit == 0;
+    for v in [c, a, b] {
+        if is_nan(v) {
+            return v | quiet;
+        }
+    }
+    let default_nan = (exp_mask << frac) | quiet | sign_bit;
+    let ps = (a ^ b) & sign_bit;
+    if is_inf(a) || is_inf(b) {
+        if is_zero(a) || is_zero(b) {
+            return default_nan;
+        }
+        if is_inf(c) && (c & sign_bit) != ps {
+            return default_nan;
+        }
+        return ps | exp_mask << frac;
+    }
+    if is_inf(c) {
+        return c;
+    }
+    if is_zero(a) || is_zero(b) {
+        // An exact zero product: the sum of signed zeroes is -0 only if both are negative.
+        return if is_zero(c) { ps & c } else { c };
+    }
+    // (integer mantissa, exponent) with value m * 2^e.
+    let parts = |v: u64| {
+        let f = (v >> frac) & exp_mask;
+        let m = v & frac_mask;
+        if f == 0 { (m, 1 - bias - frac as i32) } else { (m | 1 << frac, f as i32 - bias - frac as i32) }
+    };
+    let (ma, ea) = parts(a);
+    let (mb, eb) = parts(b);
+    // Both terms with their top bit at 124: exact, with room for a carry.
+    let norm = |m: u128, e: i32| {
+        let sh = m.leading_zeros() as i32 - 3;
+        (m << sh, e - sh)
+    };
+    let (mp, ep) = norm(ma as u128 * mb as u128, ea + eb);
+    if is_zero(c) {
+        return round(ps, mp, ep, frac, bias, w);
+    }
+    let (mc, ec) = parts(c);
+    let (mc, ec) = norm(mc as u128, ec);
+    let cs = c & sign_bit;
+    let ((big, be, bs), (small, se, ss)) = if ep >= ec { ((mp, ep, ps), (mc, ec, cs)) } else { ((mc, ec, cs), (mp, ep, ps)) };
+    let d = (be - se) as u32;
+    let small = if d >= 128 {
+        1
+    } else {
+        let lost = small & ((1u128 << d) - 1) != 0;
+        (small >> d) | lost as u128
+    };
+    let (m, s) = if bs == ss {
+        (big + small, bs)
+    } else if big >= small {
+        (big - small, bs)
+    } else {
+        (small - big, ss)
+    };
+    if m == 0 {
+        return 0;
+    }
+    round(s, m, be, frac, bias, w)
+}
+
+/// Round `m * 2^e` (m != 0, a sticky bit at bit 0 if inexact) to the format with `frac`
+/// fraction bits, with sign `s`.
+fn round(s: u64, m: u128, e: i32, frac: u32, bias: i32, w: u32) -> u64 {
+    let msb = 127 - m.leading_zeros() as i32;
+    let big_e = msb + e;
+    let min_e = 1 - bias;
+    // Bits to drop: down to `frac` fraction bits, more for a subnormal result.
+    let shift = if big_e >= min_e { msb - frac as i32 } else { (min_e - frac as i32) - e };
+    let mant = if shift <= 0 {
+        (m << (-shift) as u32) as u64
+    } else if shift >= 128 {
+        0
+    } else {
+        let sh = shift as u32;
+        let q = (m >> sh) as u64;
+        let rem = m & ((1u128 << sh) - 1);
+        let half = 1u128 << (sh - 1);
+        if rem > half || (rem == half && q & 1 != 0) { q + 1 } else { q }
+    };
+    let inf = ((1u64 << (w - 1 - frac)) - 1) << frac;
+    if big_e < min_e {
+        // Subnormal (a carry into bit `frac` makes it the smallest normal, as the bits say).
+        return s | mant;
+    }
+    let field = big_e + bias;
+    if field >= (1 << (w - 1 - frac)) - 1 {
+        return s | inf;
+    }
+    // The implicit bit (and a rounding carry out of the fraction) adds to the exponent field.
+    let bits = (((field - 1) as u64) << frac) + mant;
+    s | bits.min(inf)
 }
 
 #[cfg(test)]
@@ -775,5 +1015,53 @@ mod tests {
         assert_eq!(vec2(VecOp::QNarrowU16x8to8x16, 0x0100_ffff, 0), 0xff00);
         assert_eq!(unop(Unop::GetMSBs8x16, 0x80 | (0x80 << 120)), 0x8001);
         assert_eq!(shuf(VecOp::Shuf32x4, 0x3333_3333_2222_2222_1111_1111_0000_0000, 0x1b), 0x0000_0000_1111_1111_2222_2222_3333_3333);
+    }
+
+    /// Software FMA against the host's (libm's correctly rounded `mul_add`) on values whose
+    /// products and sums round: random bits, nearby exponents, cancellation, subnormals,
+    /// overflow, infinities and zeroes.
+    #[test]
+    fn soft_fma_rounds_once() {
+        let mut r = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let special = [0u64, 1 << 63, 0x7ff0 << 48, 0xfff0 << 48, 1, 0x000f_ffff_ffff_ffff, 0x7fef_ffff_ffff_ffff, 0x3ff0 << 48];
+        for n in 0..200_000 {
+            let mut pick = |k: u64| match k % 5 {
+                0 => next(),
+                1 => special[(next() % 8) as usize],
+                2 => (next() & 0x800f_ffff_ffff_ffff) | (0x3f0 + next() % 32) << 52,
+                3 => next() & 0x801f_ffff_ffff_ffff,
+                _ => (next() & 0x800f_ffff_ffff_ffff) | (0x7e0 + next() % 31) << 52,
+            };
+            let (a, b) = (pick(n), pick(n / 5));
+            // An addend near -a*b half the time: cancellation.
+            let c = if n % 2 == 0 { (-(f64::from_bits(a) * f64::from_bits(b))).to_bits() ^ (next() & 0xff) } else { pick(n / 25) };
+            let want = f64::from_bits(a).mul_add(f64::from_bits(b), f64::from_bits(c));
+            let got = f64::from_bits(soft_fma(a, b, c, 64));
+            assert!(want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()), "fma({a:#x}, {b:#x}, {c:#x}): want {want:e} got {got:e}");
+            let (a32, b32, c32) = (a as u32 ^ (a >> 32) as u32, b as u32, (c >> 32) as u32);
+            let want = f32::from_bits(a32).mul_add(f32::from_bits(b32), f32::from_bits(c32));
+            let got = f32::from_bits(soft_fma(a32 as u64, b32 as u64, c32 as u64, 32) as u32);
+            assert!(want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()), "fmaf({a32:#x}, {b32:#x}, {c32:#x}): want {want:e} got {got:e}");
+        }
+    }
+
+    #[test]
+    fn fma_ops_negate_as_named() {
+        let v = |x: f64, y: f64| (y.to_bits() as u128) << 64 | x.to_bits() as u128;
+        let (x, y, z) = (v(2.0, 3.0), v(5.0, 7.0), v(1.0, 0.5));
+        assert_eq!(fma(VecOp::Fma64Fx2(0), x, y, z), v(11.0, 21.5));
+        assert_eq!(fma(VecOp::Fma64Fx2(1), x, y, z), v(9.0, 20.5));
+        assert_eq!(fma(VecOp::Fma64Fx2(2), x, y, z), v(-9.0, -20.5));
+        assert_eq!(fma(VecOp::Fma64Fx2(3), x, y, z), v(-11.0, -21.5));
+        // 1 + 2^-30 squared minus 1: the fused result keeps the 2^-60 term.
+        let e = 1.0 + f64::powi(2.0, -30);
+        let r = fma(VecOp::Fma64Fx2(1), v(e, 0.0), v(e, 0.0), v(1.0, 0.0));
+        assert_eq!(f64::from_bits(r as u64), f64::powi(2.0, -29) + f64::powi(2.0, -60));
     }
 }

@@ -311,6 +311,11 @@ pub enum Binop {
     Vec2(VecOp),
     /// Per-lane shift of a V128 by an I8 amount (psllw/psrld/... with an immediate or count).
     VecShift(VecOp),
+    /// V128 x V128 -> V256 (hi, lo).
+    V128HLtoV256,
+    /// Fused multiply-add `VecOp::Fma32Fx4`/`Fma64Fx2`: `a` (V256) holds the factors x (low
+    /// 128 bits) and y (high 128 bits), `b` (V128) the addend z; the result is a V128.
+    Fma(VecOp),
 }
 
 impl Binop {
@@ -322,7 +327,8 @@ impl Binop {
             MullS(t) | MullU(t) | DivModU(t) | DivModS(t) | HiLo(t) => t.double(),
             AddF(t) | SubF(t) | MulF(t) | DivF(t) | MinF(t) | MaxF(t) => t,
             CmpF(_) => Ty::I32,
-            HiLo64toV128 | SetV128lo64 | SetV128lo32 | Vec2(_) | VecShift(_) => Ty::V128,
+            HiLo64toV128 | SetV128lo64 | SetV128lo32 | Vec2(_) | VecShift(_) | Fma(_) => Ty::V128,
+            V128HLtoV256 => Ty::V256,
         }
     }
 }

@@ -135,7 +135,8 @@ impl Display for Binop {
             HiLo64toV128 => f.write_str("64HLtoV128"),
             SetV128lo64 => f.write_str("SetV128lo64"),
             SetV128lo32 => f.write_str("SetV128lo32"),
-            Vec2(op) | VecShift(op) => write!(f, "{op:?}"),
+            Vec2(op) | VecShift(op) | Fma(op) => write!(f, "{op:?}"),
+            V128HLtoV256 => f.write_str("V128HLtoV256"),
         }
     }
 }

@@ -1,13 +1,14 @@
 //! 128-bit vector operations.
 //!
-//! Each operation is a lane-wise function of one or two V128 values (lanes little-endian, lane 0
+//! Each operation is a lane-wise function of one or two V128 values (the fused multiply-adds of
+//! three, see [`super::Binop::Fma`]) (lanes little-endian, lane 0
 //! in the low bits), named `<Op><lanes>x<count>`: `Add8x16` adds sixteen 8-bit lanes. `S`/`U`
 //! mark signed/unsigned lanes, `F` floating lanes. Semantics are those of the like-named SSE
 //! instructions, so a back end on an SSE host can select one instruction per operation; another
 //! host (or the IR interpreter) implements them lane by lane.
 
 /// A vector operation; used through [`super::Unop::Vec1`], [`super::Binop::Vec2`],
-/// [`super::Binop::VecShift`] and [`super::Unop::ShufImm`].
+/// [`super::Binop::VecShift`], [`super::Unop::ShufImm`] and [`super::Binop::Fma`].
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Hash)]
 pub enum VecOp {
     // ---- bitwise (Vec2)
@@ -115,4 +116,42 @@ pub enum VecOp {
     F64toI32STruncx2,
     F32toF64x2,
     F64toF32x2,
+    // ---- SSSE3 / SSE4.1 / SSE4.2 lane operations (Vec2)
+    /// Byte permute (pshufb): result byte i is `a[b[i] & 15]`, or 0 if `b[i]` has its top bit set.
+    Perm8x16,
+    MinS8x16,
+    MaxS8x16,
+    MinU16x8,
+    MaxU16x8,
+    MinS32x4,
+    MaxS32x4,
+    MinU32x4,
+    MaxU32x4,
+    /// Low 32 bits of the 32x32 products (pmulld).
+    Mul32x4,
+    /// Signed 32x32->64 of the even lanes (pmuldq).
+    MullEvenS32x2,
+    CmpEQ64x2,
+    CmpGTS64x2,
+    /// Unsigned-saturating narrow of signed 32-bit lanes (packusdw); `a` gives the low half.
+    QNarrowU32x4to16x8,
+    /// pmaddubsw: unsigned bytes of `a` times signed bytes of `b`, adjacent products summed
+    /// with signed 16-bit saturation.
+    MAddUS8x16,
+    /// pmulhrsw: `(a * b + 0x4000) >> 15` of signed 16-bit lanes.
+    MulHiRS16x8,
+    /// psign: the lane of `a` negated, zeroed or kept as `b`'s lane is negative, zero or positive.
+    Sign8x16,
+    Sign16x8,
+    Sign32x4,
+    // ---- (Vec1)
+    /// Absolute value of signed lanes (pabs*; the minimum stays as it is).
+    Abs8x16,
+    Abs16x8,
+    Abs32x4,
+    // ---- fused multiply-add (Binop::Fma): per lane `(x * y) + z` rounded once, where the
+    // flag bits negate: bit 0 the addend (fmsub), bit 1 the product (fnmadd; both: fnmsub).
+    // With several NaN operands the result is the first of z, x, y (quieted).
+    Fma32Fx4(u8),
+    Fma64Fx2(u8),
 }

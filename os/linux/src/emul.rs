@@ -65,7 +65,16 @@ pub fn rseq(_: &mut Call<'_>) -> SyscallOutcome {
 }
 
 pub fn brk(c: &mut Call<'_>) -> SyscallOutcome {
-    ret(aspace::client_brk(c.args[0]))
+    let old = aspace::aspace().brk().map(|b| b.cur);
+    let new = aspace::client_brk(c.args[0]);
+    if let (Some(ev), Some(old)) = (vg_core::tool::mem_events(), old) {
+        if new > old {
+            ev.new_mem_brk(old, new - old);
+        } else if new < old {
+            ev.die_mem_brk(new, old - new);
+        }
+    }
+    ret(new)
 }
 
 /// mmap: the address-space manager picks the place (or vets a fixed one); the kernel maps.
@@ -93,12 +102,16 @@ pub fn mmap(c: &mut Call<'_>) -> SyscallOutcome {
         let r = raw_syscall(c.nr, c.args);
         if !is_err(r) {
             aspace::notify_client_mmap(r, len, prot32, flags32, fd32, off);
+            vg_core::tool::mem_events().inspect(|ev| ev.new_mem_mmap(r, plen, prot32));
         }
         return ret(r);
     }
     let limit = if flags & MAP_32BIT != 0 { 0x8000_0000 } else { ADDR_TOP };
     match aspace::map_client(len, addr, false, limit, prot32, flags32 & !(MAP_32BIT as u32), fd32, off) {
-        Ok(a) => ret(a),
+        Ok(a) => {
+            vg_core::tool::mem_events().inspect(|ev| ev.new_mem_mmap(a, plen, prot32));
+            ret(a)
+        }
         Err(e) => err(e),
     }
 }
@@ -114,6 +127,7 @@ pub fn munmap(c: &mut Call<'_>) -> SyscallOutcome {
     let r = raw_syscall(c.nr, c.args);
     if !is_err(r) {
         aspace::notify_munmap(addr, len);
+        vg_core::tool::mem_events().inspect(|ev| ev.die_mem_munmap(addr, page_up(len)));
     }
     ret(r)
 }
@@ -163,6 +177,7 @@ pub fn mremap(c: &mut Call<'_>) -> SyscallOutcome {
         let r = raw_syscall(c.nr, [old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, at, 0]);
         if !is_err(r) {
             aspace::aspace().record_mremap(old, old_len, r, new_len);
+            vg_core::tool::mem_events().inspect(|ev| ev.copy_mem_mremap(old, r, old_len.min(new_len), new_len));
         }
         ret(r)
     };
@@ -179,6 +194,7 @@ pub fn mremap(c: &mut Call<'_>) -> SyscallOutcome {
         let r = raw_syscall(c.nr, [old, old_len, new_len, 0, 0, 0]);
         if !is_err(r) {
             aspace::aspace().record_mremap(old, old_len, old, new_len);
+            vg_core::tool::mem_events().inspect(|ev| ev.copy_mem_mremap(old, old, old_len.min(new_len), new_len));
             return ret(r);
         }
         if flags & MREMAP_MAYMOVE == 0 {

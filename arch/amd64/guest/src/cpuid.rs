@@ -4,8 +4,10 @@
 //! can run: an Intel-like vendor with fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2, sse3, ssse3,
 //! cx16, sse4.1, sse4.2, movbe, popcnt, xsave/osxsave (XCR0 = x87|SSE, leaf 0xd describing the
 //! xsave area, xsaveopt and xsavec), leaf 7 bmi1 and bmi2, and the long-mode extended leaves
-//! (lm, lahf/sahf, lzcnt, syscall, nx, rdtscp). AVX, AVX2 and FMA (and the AVX state component)
-//! come with the `AVX` switch, off until they are lifted and compiled. Cache geometry comes
+//! (lm, lahf/sahf, lzcnt, syscall, nx, rdtscp), and with the `AVX` switch avx, avx2 and fma
+//! (XCR0 then has the AVX state component, and leaf 0xd its size and place). The back end
+//! emits FMA forms with the host's FMA instructions, so a host without FMA needs the switch
+//! off. Cache geometry comes
 //! from leaf 4 (leaf 2 says so with descriptor 0xff) so that libc's string functions get
 //! sensible thresholds.
 
@@ -14,7 +16,7 @@ use crate::state::{off_gpr, RAX, RBX, RCX, RDX};
 use vg_ir::Callee;
 
 /// Whether AVX, AVX2 and FMA are advertised (and the AVX state component enabled in XCR0).
-pub const AVX: bool = false;
+pub const AVX: bool = true;
 
 /// Leaf 1 ecx: sse3(0) ssse3(9) cx16(13) sse4_1(19) sse4_2(20) movbe(22) popcnt(23) xsave(26)
 /// osxsave(27), and with `AVX` fma(12) avx(28).

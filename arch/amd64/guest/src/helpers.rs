@@ -1,5 +1,7 @@
 //! Helpers called from generated code (`extern "C"`, integer arguments only): rotate-through-carry
-//! (pure), and the dirty helpers of fxsave/fxrstor and the xsave family.
+//! (pure), the dirty helpers of fxsave/fxrstor and the xsave family, the 128-bit lane
+//! operations without a `VecOp` (SSE3..SSE4.2, AVX/AVX2 variable shifts and permutes), CRC32C,
+//! pdep/pext and the string compares.
 
 use crate::flags::{CF, OF, OSZACP};
 use vg_ir::Callee;
@@ -285,26 +287,12 @@ pub(crate) fn xrstor_callee() -> Callee {
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 #[repr(u64)]
 pub enum V128Op {
-    Pshufb,
     Phaddw,
     Phaddd,
     Phaddsw,
     Phsubw,
     Phsubd,
     Phsubsw,
-    Pmaddubsw,
-    Pmulhrsw,
-    Psignb,
-    Psignw,
-    Psignd,
-    /// `|b|` per lane.
-    Pabsb,
-    Pabsw,
-    Pabsd,
-    Pmulld,
-    Pmuldq,
-    Packusdw,
-    Pcmpgtq,
     /// Minimum unsigned word of `b` and its index.
     Phminposuw,
     /// imm: block selects.
@@ -321,6 +309,16 @@ pub enum V128Op {
     /// `b` rounded per lane; imm = rounding control (0..3) | suppress-precision << 3 is ignored.
     Roundps,
     Roundpd,
+    /// AVX2 per-lane variable shifts of `a` by the lanes of `b` (counts >= the width give 0,
+    /// or the sign fill).
+    Psllvd,
+    Psllvq,
+    Psrlvd,
+    Psrlvq,
+    Psravd,
+    /// AVX vpermilps/vpermilpd with a vector control `b` (in-lane selects).
+    Vpermilps,
+    Vpermilpd,
 }
 
 fn lane(v: u128, i: u32, bits: u32) -> u64 {
@@ -373,42 +371,12 @@ pub fn vec128(op: V128Op, a: u128, b: u128, imm: u8) -> u128 {
         })
     };
     match op {
-        Pshufb => build(16, 8, |i| {
-            let s = lane(b, i, 8);
-            if s & 0x80 != 0 { 0 } else { lane(a, (s & 15) as u32, 8) }
-        }),
         Phaddw => hadd(a, b, 16, &|x, y| (x + y) as u64),
         Phaddd => hadd(a, b, 32, &|x, y| (x + y) as u64),
         Phaddsw => hadd(a, b, 16, &|x, y| sat16(x + y)),
         Phsubw => hadd(a, b, 16, &|x, y| (x - y) as u64),
         Phsubd => hadd(a, b, 32, &|x, y| (x - y) as u64),
         Phsubsw => hadd(a, b, 16, &|x, y| sat16(x - y)),
-        Pmaddubsw => build(8, 16, |i| {
-            let p = |k: u32| lane(a, k, 8) as i64 * slane(b, k, 8);
-            sat16(p(2 * i) + p(2 * i + 1))
-        }),
-        Pmulhrsw => build(8, 16, |i| ((((slane(a, i, 16) * slane(b, i, 16)) >> 14) + 1) >> 1) as u64),
-        Psignb | Psignw | Psignd => {
-            let bits = match op {
-                Psignb => 8,
-                Psignw => 16,
-                _ => 32,
-            };
-            build(128 / bits, bits, |i| {
-                let (x, s) = (slane(a, i, bits), slane(b, i, bits));
-                (if s < 0 { x.wrapping_neg() } else if s == 0 { 0 } else { x }) as u64
-            })
-        }
-        Pabsb => build(16, 8, |i| slane(b, i, 8).unsigned_abs()),
-        Pabsw => build(8, 16, |i| slane(b, i, 16).unsigned_abs()),
-        Pabsd => build(4, 32, |i| slane(b, i, 32).unsigned_abs()),
-        Pmulld => build(4, 32, |i| (slane(a, i, 32) * slane(b, i, 32)) as u64),
-        Pmuldq => build(2, 64, |i| (slane(a, 2 * i, 32) * slane(b, 2 * i, 32)) as u64),
-        Packusdw => build(8, 16, |i| {
-            let x = if i < 4 { slane(a, i, 32) } else { slane(b, i - 4, 32) };
-            x.clamp(0, 0xffff) as u64
-        }),
-        Pcmpgtq => build(2, 64, |i| if slane(a, i, 64) > slane(b, i, 64) { u64::MAX } else { 0 }),
         Phminposuw => {
             let (mut best, mut at) = (lane(b, 0, 16), 0);
             for i in 1..8 {
@@ -454,7 +422,33 @@ pub fn vec128(op: V128Op, a: u128, b: u128, imm: u8) -> u128 {
         }),
         Roundps => build(4, 32, |i| round_f32(lane(b, i, 32) as u32, imm as u64 & 3) as u64),
         Roundpd => build(2, 64, |i| round_f64(lane(b, i, 64), imm as u64 & 3)),
+        Psllvd | Psrlvd | Psravd => build(4, 32, |i| {
+            let (x, n) = (lane(a, i, 32), lane(b, i, 32));
+            match op {
+                Psllvd => if n > 31 { 0 } else { x << n },
+                Psrlvd => if n > 31 { 0 } else { x >> n },
+                _ => (slane(a, i, 32) >> n.min(31)) as u64,
+            }
+        }),
+        Psllvq | Psrlvq => build(2, 64, |i| {
+            let (x, n) = (lane(a, i, 64), lane(b, i, 64));
+            if n > 63 { 0 } else if op == Psllvq { x << n } else { x >> n }
+        }),
+        Vpermilps => build(4, 32, |i| lane(a, (lane(b, i, 32) & 3) as u32, 32)),
+        Vpermilpd => build(2, 64, |i| lane(a, ((lane(b, i, 64) >> 1) & 1) as u32, 64)),
     }
+}
+
+/// Pure helper for vpermd/vpermps: result dwords `2k` and `2k+1` of a 256-bit source
+/// `s0..s3` (64-bit quarters, lowest first) under the two indices in `idx` (low 3 bits of
+/// each 32-bit half).
+pub extern "C" fn amd64_permd(idx: u64, s0: u64, s1: u64, s2: u64, s3: u64) -> u64 {
+    let q = [s0, s1, s2, s3];
+    let pick = |i: u64| (q[(i as usize & 7) / 2] >> (32 * (i & 1))) & 0xffff_ffff;
+    pick(idx & 0xffff_ffff) | pick(idx >> 32) << 32
+}
+pub(crate) fn permd_callee() -> Callee {
+    Callee { name: "amd64_permd", addr: amd64_permd as extern "C" fn(u64, u64, u64, u64, u64) -> u64 as usize }
 }
 
 /// Pure helper: half `imm_half & 1` of [`vec128`]`(op, a, b, imm_half >> 8)`.

@@ -1,7 +1,8 @@
 //! SSE3, SSSE3, SSE4.1 and SSE4.2 (legacy encodings). Lane operations that have a `VecOp` use
-//! it (min/max and blends are compositions of compares and bit selects); the rest go through
-//! the pure `amd64_vec128` helper, one call per 64-bit half; the string compares
-//! (pcmp[ei]str[im]) are a dirty helper reading their operands from the guest state.
+//! it (the common SSSE3/SSE4 ones have their own, which back ends emit as one instruction;
+//! blends are bit selects); the rest go through the pure `amd64_vec128` helper, one call per
+//! 64-bit half; the string compares (pcmp[ei]str[im]) are a dirty helper reading their
+//! operands from the guest state.
 
 use super::sse::is_xmm_op;
 use super::{Lifter, Outcome};
@@ -12,27 +13,40 @@ use alloc::vec;
 use iced_x86::{Mnemonic as M, OpKind};
 use vg_ir::*;
 
+/// Forms with their own `VecOp`: `dst = op(dst, src)`.
+pub(super) const NATIVE2: &[(M, VecOp)] = &[
+    (M::Pshufb, VecOp::Perm8x16),
+    (M::Pmaddubsw, VecOp::MAddUS8x16),
+    (M::Pmulhrsw, VecOp::MulHiRS16x8),
+    (M::Psignb, VecOp::Sign8x16),
+    (M::Psignw, VecOp::Sign16x8),
+    (M::Psignd, VecOp::Sign32x4),
+    (M::Pminsb, VecOp::MinS8x16),
+    (M::Pmaxsb, VecOp::MaxS8x16),
+    (M::Pminuw, VecOp::MinU16x8),
+    (M::Pmaxuw, VecOp::MaxU16x8),
+    (M::Pminsd, VecOp::MinS32x4),
+    (M::Pmaxsd, VecOp::MaxS32x4),
+    (M::Pminud, VecOp::MinU32x4),
+    (M::Pmaxud, VecOp::MaxU32x4),
+    (M::Pmulld, VecOp::Mul32x4),
+    (M::Pmuldq, VecOp::MullEvenS32x2),
+    (M::Pcmpeqq, VecOp::CmpEQ64x2),
+    (M::Pcmpgtq, VecOp::CmpGTS64x2),
+    (M::Packusdw, VecOp::QNarrowU32x4to16x8),
+];
+
+/// `dst = op(src)` with their own `VecOp`.
+pub(super) const NATIVE1: &[(M, VecOp)] = &[(M::Pabsb, VecOp::Abs8x16), (M::Pabsw, VecOp::Abs16x8), (M::Pabsd, VecOp::Abs32x4)];
+
 /// Forms computed by `amd64_vec128(op, dst, src)`.
-const HELPER2: &[(M, V128Op)] = &[
-    (M::Pshufb, V128Op::Pshufb),
+pub(super) const HELPER2: &[(M, V128Op)] = &[
     (M::Phaddw, V128Op::Phaddw),
     (M::Phaddd, V128Op::Phaddd),
     (M::Phaddsw, V128Op::Phaddsw),
     (M::Phsubw, V128Op::Phsubw),
     (M::Phsubd, V128Op::Phsubd),
     (M::Phsubsw, V128Op::Phsubsw),
-    (M::Pmaddubsw, V128Op::Pmaddubsw),
-    (M::Pmulhrsw, V128Op::Pmulhrsw),
-    (M::Psignb, V128Op::Psignb),
-    (M::Psignw, V128Op::Psignw),
-    (M::Psignd, V128Op::Psignd),
-    (M::Pabsb, V128Op::Pabsb),
-    (M::Pabsw, V128Op::Pabsw),
-    (M::Pabsd, V128Op::Pabsd),
-    (M::Pmulld, V128Op::Pmulld),
-    (M::Pmuldq, V128Op::Pmuldq),
-    (M::Packusdw, V128Op::Packusdw),
-    (M::Pcmpgtq, V128Op::Pcmpgtq),
     (M::Phminposuw, V128Op::Phminposuw),
     (M::Addsubps, V128Op::Addsubps),
     (M::Addsubpd, V128Op::Addsubpd),
@@ -43,22 +57,10 @@ const HELPER2: &[(M, V128Op)] = &[
 ];
 
 /// Forms `amd64_vec128(op, dst, src, imm8)`.
-const HELPER_IMM: &[(M, V128Op)] = &[(M::Mpsadbw, V128Op::Mpsadbw), (M::Dpps, V128Op::Dpps), (M::Dppd, V128Op::Dppd)];
-
-/// Lane-wise min/max: (mnemonic, max?, compare, sign-flip constant for unsigned lanes).
-const MINMAX: &[(M, bool, VecOp, u128)] = &[
-    (M::Pminsb, false, VecOp::CmpGTS8x16, 0),
-    (M::Pmaxsb, true, VecOp::CmpGTS8x16, 0),
-    (M::Pminsd, false, VecOp::CmpGTS32x4, 0),
-    (M::Pmaxsd, true, VecOp::CmpGTS32x4, 0),
-    (M::Pminuw, false, VecOp::CmpGTS16x8, 0x8000_8000_8000_8000_8000_8000_8000_8000),
-    (M::Pmaxuw, true, VecOp::CmpGTS16x8, 0x8000_8000_8000_8000_8000_8000_8000_8000),
-    (M::Pminud, false, VecOp::CmpGTS32x4, 0x8000_0000_8000_0000_8000_0000_8000_0000),
-    (M::Pmaxud, true, VecOp::CmpGTS32x4, 0x8000_0000_8000_0000_8000_0000_8000_0000),
-];
+pub(super) const HELPER_IMM: &[(M, V128Op)] = &[(M::Mpsadbw, V128Op::Mpsadbw), (M::Dpps, V128Op::Dpps), (M::Dppd, V128Op::Dppd)];
 
 /// pmovzx/pmovsx: (mnemonic, signed, source lane bits, destination lane bits).
-const PMOVX: &[(M, bool, u32, u32)] = &[
+pub(super) const PMOVX: &[(M, bool, u32, u32)] = &[
     (M::Pmovzxbw, false, 8, 16),
     (M::Pmovzxbd, false, 8, 32),
     (M::Pmovzxbq, false, 8, 64),
@@ -93,14 +95,16 @@ impl Lifter {
             let imm = self.ins.immediate(2) as u8;
             return Some(self.helper_form(op, imm).unwrap_or(Outcome::Unhandled));
         }
-        if let Some(&(_, max, cmp, flip)) = MINMAX.iter().find(|e| e.0 == m) {
-            return Some(self.xform(|l, a, b| l.minmax(a, b, max, cmp, flip)).unwrap_or(Outcome::Unhandled));
+        if let Some(&(_, op)) = NATIVE2.iter().find(|e| e.0 == m) {
+            return Some(self.xform(|l, a, b| l.sb.binop(Binop::Vec2(op), a, b)).unwrap_or(Outcome::Unhandled));
+        }
+        if let Some(&(_, op)) = NATIVE1.iter().find(|e| e.0 == m) {
+            return Some(self.xform(|l, _, b| l.sb.unop(Unop::Vec1(op), b)).unwrap_or(Outcome::Unhandled));
         }
         if let Some(&(_, signed, from, to)) = PMOVX.iter().find(|e| e.0 == m) {
             return Some(self.pmovx(signed, from, to).unwrap_or(Outcome::Unhandled));
         }
         let r = match m {
-            M::Pcmpeqq => self.xform(|l, a, b| l.cmpeq64(a, b)),
             M::Pblendvb | M::Blendvps | M::Blendvpd => {
                 let x0 = self.sb.get(off_ymm(0), Ty::V128);
                 let mask = self.blendv_mask(m, x0);
@@ -279,25 +283,6 @@ impl Lifter {
         self.sb.binop(Binop::Vec2(VecOp::Or), t, e)
     }
 
-    pub(super) fn minmax(&mut self, a: Atom, b: Atom, max: bool, cmp: VecOp, flip: u128) -> Atom {
-        let (fa, fb) = if flip != 0 {
-            (
-                self.sb.binop(Binop::Vec2(VecOp::Xor), a, vconst(flip)),
-                self.sb.binop(Binop::Vec2(VecOp::Xor), b, vconst(flip)),
-            )
-        } else {
-            (a, b)
-        };
-        let gt = self.sb.binop(Binop::Vec2(cmp), fa, fb);
-        if max { self.sel(gt, a, b) } else { self.sel(gt, b, a) }
-    }
-
-    pub(super) fn cmpeq64(&mut self, a: Atom, b: Atom) -> Atom {
-        let e = self.sb.binop(Binop::Vec2(VecOp::CmpEQ32x4), a, b);
-        let sw = self.sb.unop(Unop::ShufImm(VecOp::Shuf32x4, 0xb1), e);
-        self.sb.binop(Binop::Vec2(VecOp::And), e, sw)
-    }
-
     /// The all-ones-where-negative mask of a variable blend's selector `x0`.
     pub(super) fn blendv_mask(&mut self, m: M, x0: Atom) -> Atom {
         match m {
@@ -388,7 +373,7 @@ impl Lifter {
     }
 
     /// The rounding control of round*: the immediate's, or MXCSR's when bit 2 is set (I64).
-    fn round_control(&mut self) -> Atom {
+    pub(super) fn round_control(&mut self) -> Atom {
         let imm = self.ins.immediate(2);
         if imm & 4 != 0 { self.sb.get(OFF_SSEROUND, Ty::I64) } else { Atom::u64(imm & 3) }
     }

@@ -1,0 +1,234 @@
+//! Memcheck's errors (Valgrind's `mc_errors`): the kinds, their details and their wording,
+//! address descriptions ("Address 0x... is 0 bytes after a block of size 40 alloc'd"), and the
+//! recording of each error through the core's error manager with its stack.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use vg_core::debuginfo::{ExeContextId, ExeContextTable, FrameDesc};
+use vg_core::errors::{ErrorDetails, ErrorKindId, ErrorManager, Recorded};
+
+/// What an address is, for the line after an error's stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddrDesc {
+    /// Not stack'd, malloc'd or (recently) free'd.
+    Unknown,
+    /// Relative to a heap block: (offset text, block size, freed?, alloc ctx, free ctx).
+    Block { rel: String, size: u64, freed: bool, alloc: ExeContextId, free: Option<ExeContextId> },
+    /// On a thread's stack; `below_sp` bytes below its stack pointer if positive.
+    Stack { tid: u32, below_sp: u64 },
+}
+
+/// The details of a memcheck error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum McError {
+    /// Invalid read or write of `size` bytes.
+    Addr { write: bool, size: u32, addr: u64, desc: AddrDesc },
+    /// An undefined value used as an address or passed where it matters.
+    Value { size: u32 },
+    /// A conditional jump or move on an undefined value.
+    Cond,
+    /// A system call reads memory that is unaddressable or undefined.
+    Param { call: String, unaddressable: bool, addr: u64, desc: AddrDesc },
+    /// free/delete of something that is not a live block.
+    Free { what: &'static str, addr: u64, desc: AddrDesc },
+    /// Deallocation by the wrong function.
+    Mismatch { addr: u64, desc: AddrDesc },
+    /// A client check request found a bad byte.
+    User { unaddressable: bool, addr: u64, desc: AddrDesc },
+    /// realloc/malloc argument values that make no sense.
+    Fishy { func: &'static str, arg: &'static str, value: i64 },
+}
+
+impl ErrorDetails for McError {
+    fn same_as(&self, o: &McError) -> bool {
+        match (self, o) {
+            (McError::Addr { write: a, size: s, .. }, McError::Addr { write: b, size: t, .. }) => a == b && s == t,
+            (McError::Value { size: a }, McError::Value { size: b }) => a == b,
+            (McError::Cond, McError::Cond) => true,
+            (McError::Param { call: a, unaddressable: u, .. }, McError::Param { call: b, unaddressable: v, .. }) => {
+                a == b && u == v
+            }
+            (McError::Free { what: a, .. }, McError::Free { what: b, .. }) => a == b,
+            (McError::Mismatch { .. }, McError::Mismatch { .. }) => true,
+            (McError::User { unaddressable: a, .. }, McError::User { unaddressable: b, .. }) => a == b,
+            (McError::Fishy { func: a, arg: x, .. }, McError::Fishy { func: b, arg: y, .. }) => a == b && x == y,
+            _ => false,
+        }
+    }
+    fn supp_extra_matches(&self, extra: &[String]) -> bool {
+        match self {
+            McError::Param { call, .. } => extra.first().is_none_or(|e| e == call),
+            _ => true,
+        }
+    }
+    fn supp_extra(&self) -> Vec<String> {
+        match self {
+            McError::Param { call, .. } => alloc::vec![call.clone()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The error kinds as registered with the error manager.
+pub struct Kinds {
+    pub addr: [ErrorKindId; 6],
+    pub value: [ErrorKindId; 6],
+    pub cond: ErrorKindId,
+    pub param: ErrorKindId,
+    pub free: ErrorKindId,
+    pub mismatch: ErrorKindId,
+    pub fishy: ErrorKindId,
+    pub user: ErrorKindId,
+}
+
+const SIZES: [u32; 6] = [1, 2, 4, 8, 16, 32];
+
+fn size_index(size: u32) -> usize {
+    SIZES.iter().position(|&s| s == size).unwrap_or(3)
+}
+
+impl Kinds {
+    pub fn register(em: &mut ErrorManager<McError>) -> Kinds {
+        let mut addr = [ErrorKindId(0); 6];
+        let mut value = [ErrorKindId(0); 6];
+        for (i, s) in SIZES.iter().enumerate() {
+            addr[i] = em.register_kind("Memcheck", &format!("Addr{s}"), "InvalidRead");
+        }
+        for (i, s) in SIZES.iter().enumerate() {
+            value[i] = em.register_kind("Memcheck", &format!("Value{s}"), "UninitValue");
+        }
+        Kinds {
+            addr,
+            value,
+            cond: em.register_kind("Memcheck", "Cond", "UninitCondition"),
+            param: em.register_kind("Memcheck", "Param", "SyscallParam"),
+            free: em.register_kind("Memcheck", "Free", "InvalidFree"),
+            mismatch: em.register_kind("Memcheck", "Free", "MismatchedFree"),
+            fishy: em.register_kind("Memcheck", "FishyValue", "FishyValue"),
+            user: em.register_kind("Memcheck", "User", "ClientCheck"),
+        }
+    }
+
+    pub fn of(&self, e: &McError) -> ErrorKindId {
+        match e {
+            McError::Addr { size, .. } => self.addr[size_index(*size)],
+            McError::Value { size } => self.value[size_index(*size)],
+            McError::Cond => self.cond,
+            McError::Param { .. } => self.param,
+            McError::Free { .. } => self.free,
+            McError::Mismatch { .. } => self.mismatch,
+            McError::Fishy { .. } => self.fishy,
+            McError::User { .. } => self.user,
+        }
+    }
+}
+
+/// The first line of an error.
+pub fn headline(e: &McError) -> String {
+    match e {
+        McError::Addr { write, size, .. } => format!("Invalid {} of size {size}", if *write { "write" } else { "read" }),
+        McError::Value { size } => format!("Use of uninitialised value of size {size}"),
+        McError::Cond => String::from("Conditional jump or move depends on uninitialised value(s)"),
+        McError::Param { call, unaddressable, .. } => {
+            format!("Syscall param {call} points to {} byte(s)", if *unaddressable { "unaddressable" } else { "uninitialised" })
+        }
+        McError::Free { what, .. } => format!("Invalid {what}"),
+        McError::Mismatch { .. } => String::from("Mismatched free() / delete / delete []"),
+        McError::User { unaddressable, .. } => format!(
+            "{} byte(s) found during client check request",
+            if *unaddressable { "Unaddressable" } else { "Uninitialised" }
+        ),
+        McError::Fishy { func, arg, value } => {
+            format!("Argument '{arg}' of function {func} has a fishy (possibly negative) value: {value}")
+        }
+    }
+}
+
+/// The lines after an error's stack describing `addr` (each ending in a newline); `trace`
+/// prints a stored stack.
+pub fn describe(addr: u64, d: &AddrDesc, trace: &dyn Fn(ExeContextId) -> String) -> String {
+    match d {
+        AddrDesc::Unknown => format!(" Address 0x{addr:x} is not stack'd, malloc'd or (recently) free'd\n"),
+        AddrDesc::Stack { tid, below_sp } => {
+            let mut s = format!(" Address 0x{addr:x} is on thread {tid}'s stack\n");
+            if *below_sp > 0 {
+                s.push_str(&format!(" {below_sp} bytes below stack pointer\n"));
+            }
+            s
+        }
+        AddrDesc::Block { rel, size, freed, alloc, free } => {
+            let mut s = format!(
+                " Address 0x{addr:x} is {rel} a block of size {size} {}\n",
+                if *freed { "free'd" } else { "alloc'd" }
+            );
+            if let Some(f) = free {
+                s.push_str(&trace(*f));
+                s.push_str(" Block was alloc'd at\n");
+            }
+            s.push_str(&trace(*alloc));
+            s
+        }
+    }
+}
+
+/// The whole text of error `e` (headline, stack, address lines).
+pub fn text(e: &McError, stack: &str, trace: &dyn Fn(ExeContextId) -> String) -> String {
+    let mut s = headline(e);
+    s.push('\n');
+    s.push_str(stack);
+    match e {
+        McError::Addr { addr, desc, .. }
+        | McError::Param { addr, desc, .. }
+        | McError::Free { addr, desc, .. }
+        | McError::Mismatch { addr, desc }
+        | McError::User { addr, desc, .. } => s.push_str(&describe(*addr, desc, trace)),
+        _ => {}
+    }
+    s
+}
+
+/// Record `e` at stack `ctx`; returns whether it is a new context to show.
+pub fn record(
+    em: &mut ErrorManager<McError>,
+    kinds: &Kinds,
+    ectx: &ExeContextTable,
+    ctx: ExeContextId,
+    e: McError,
+    frames: impl FnOnce() -> Vec<FrameDesc>,
+) -> Recorded {
+    let k = kinds.of(&e);
+    em.record_error(ectx, k, ctx, 1, e, frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wording_matches_valgrind() {
+        assert_eq!(headline(&McError::Addr { write: true, size: 4, addr: 0, desc: AddrDesc::Unknown }), "Invalid write of size 4");
+        assert_eq!(headline(&McError::Cond), "Conditional jump or move depends on uninitialised value(s)");
+        assert_eq!(
+            headline(&McError::Param { call: "write(buf)".into(), unaddressable: false, addr: 0, desc: AddrDesc::Unknown }),
+            "Syscall param write(buf) points to uninitialised byte(s)"
+        );
+        let d = AddrDesc::Block { rel: "0 bytes after".into(), size: 40, freed: false, alloc: ExeContextId(0), free: None };
+        let t = describe(0x4a5a068, &d, &|_| String::from("   at 0x1: malloc\n"));
+        assert_eq!(t, " Address 0x4a5a068 is 0 bytes after a block of size 40 alloc'd\n   at 0x1: malloc\n");
+        assert_eq!(
+            describe(0x10, &AddrDesc::Unknown, &|_| String::new()),
+            " Address 0x10 is not stack'd, malloc'd or (recently) free'd\n"
+        );
+    }
+
+    #[test]
+    fn same_kind_and_size_are_one_error() {
+        let a = McError::Addr { write: false, size: 4, addr: 1, desc: AddrDesc::Unknown };
+        let b = McError::Addr { write: false, size: 4, addr: 2, desc: AddrDesc::Stack { tid: 1, below_sp: 0 } };
+        let c = McError::Addr { write: true, size: 4, addr: 1, desc: AddrDesc::Unknown };
+        assert!(a.same_as(&b));
+        assert!(!a.same_as(&c));
+    }
+}

@@ -1,0 +1,824 @@
+//! Memcheck (`--tool=memcheck`, the default tool): finds invalid memory accesses, uses of
+//! undefined values, bad frees and leaks. The tool executable `memcheck-amd64-linux` is
+//! `main.rs`; this library is the tool.
+//!
+//! Modules, as Valgrind splits memcheck:
+//! - [`shadow`]: A and V bits of every byte (`mc_main`);
+//! - [`translate`]: the instrumentation (`mc_translate`);
+//! - [`errors`]: error kinds, wording and recording (`mc_errors`);
+//! - [`malloc`]: the replaced allocator and its blocks (`mc_malloc_wrappers`);
+//! - [`leak`]: the leak checker (`mc_leakcheck`);
+//! - [`clientreq`]: the `memcheck.h` client requests.
+//!
+//! This file holds the run's state, the helpers generated code calls, the memory events the
+//! core reports, and the [`Memcheck`] tool that ties them together.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod clientreq;
+pub mod errors;
+pub mod leak;
+pub mod malloc;
+pub mod shadow;
+pub mod translate;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+
+use vg_amd64_guest::Amd64;
+use vg_core::arch::GuestArch;
+use vg_core::debuginfo::{ExeContextId, ExeContextTable, FrameDesc, UnwindRegs, format_stack};
+use vg_core::errors::{ErrorManager, Recorded};
+use vg_core::tool::vg_ir::{Callee, Superblock};
+use vg_core::tool::{MemEvents, OptionResult, StateLayout, Tool};
+
+use errors::{AddrDesc, Kinds, McError};
+use malloc::{AllocKind, Heap, HeapOptions, REPLACED, STUB_BASE, STUB_FRAME, STUB_SIZE};
+use shadow::ShadowMem;
+
+/// The amd64 stack red zone: memory up to this far below the stack pointer stays addressable.
+const REDZONE: u64 = 128;
+/// A stack-pointer move larger than this is a switch to another stack, not growth.
+const STACK_SWITCH: u64 = 16 << 20;
+
+/// `--leak-check=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeakCheck {
+    No,
+    Summary,
+    Full,
+}
+
+/// Memcheck's options.
+#[derive(Clone, Copy, Debug)]
+pub struct McOptions {
+    pub leak_check: LeakCheck,
+    pub undef_value_errors: bool,
+    pub expensive_cmp: bool,
+    pub partial_loads_ok: bool,
+    pub heap: HeapOptions,
+    pub malloc_fill: Option<u8>,
+    pub free_fill: Option<u8>,
+    pub show_reachable: bool,
+}
+
+impl Default for McOptions {
+    fn default() -> Self {
+        McOptions {
+            leak_check: LeakCheck::Summary,
+            undef_value_errors: true,
+            expensive_cmp: true,
+            partial_loads_ok: true,
+            heap: HeapOptions::default(),
+            malloc_fill: None,
+            free_fill: None,
+            show_reachable: false,
+        }
+    }
+}
+
+/// Everything memcheck knows during the run.
+pub struct State {
+    pub shadow: ShadowMem,
+    pub heap: Heap,
+    pub em: ErrorManager<McError>,
+    pub kinds: Kinds,
+    pub ectx: ExeContextTable,
+    pub opts: McOptions,
+    /// The page holding the replacement stubs (0 until mapped).
+    pub stub_page: u64,
+}
+
+struct Global(UnsafeCell<Option<State>>);
+
+// SAFETY: the state is only touched by the thread holding the core's big lock (generated code,
+// the scheduler's services and the OS layer's hooks all run under it).
+unsafe impl Sync for Global {}
+
+static STATE: Global = Global(UnsafeCell::new(None));
+
+/// The run's state.
+fn st() -> &'static mut State {
+    // SAFETY: see `Global`: one user at a time; set in `post_options` before any guest code.
+    unsafe { (*STATE.0.get()).as_mut().expect("memcheck state is set up in post_options") }
+}
+
+fn state_ready() -> bool {
+    // SAFETY: as `st`.
+    unsafe { (*STATE.0.get()).is_some() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stack traces and reporting.
+
+/// The current guest thread's registers (pc given: the state's may be older).
+fn regs_at(pc: u64) -> UnwindRegs {
+    let t = vg_core::threads::current();
+    let n = Amd64::STATE_SIZE as usize;
+    // SAFETY: the current thread's block holds its guest state; the big lock is held.
+    let s = unsafe { core::slice::from_raw_parts(t.state, n) };
+    UnwindRegs { pc, sp: Amd64::sp(s), fp: Amd64::frame_pointer(s) }
+}
+
+fn current_pc() -> u64 {
+    let t = vg_core::threads::current();
+    // SAFETY: as in `regs_at`.
+    let s = unsafe { core::slice::from_raw_parts(t.state, Amd64::STATE_SIZE as usize) };
+    Amd64::pc(s)
+}
+
+/// Frames of `ips`, the replacement stubs named after the functions they replace.
+fn frames_of(ips: &[u64]) -> Vec<FrameDesc> {
+    let page = st().stub_page;
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < ips.len() && page != 0 && ips[k] >= page && ips[k] < page + 4096 {
+        let r = &REPLACED[((ips[k] - page) / STUB_SIZE) as usize % REPLACED.len()];
+        out.push(FrameDesc {
+            ip: ips[k],
+            func: Some(String::from(r.display)),
+            mangled: Some(String::from(r.name)),
+            obj: None,
+            dir: None,
+            file: Some(String::from("vg_replace_malloc.c")),
+            line: Some(r.line),
+            inlined: false,
+        });
+        k += 1;
+    }
+    out.extend(vg_core::stacks::describe_ips(&ips[k..]));
+    out
+}
+
+fn trace_text(ips: &[u64]) -> String {
+    let mut s = String::new();
+    for l in format_stack(&frames_of(ips)) {
+        s.push_str(&l);
+        s.push('\n');
+    }
+    s
+}
+
+fn ctx_text(ctx: ExeContextId) -> String {
+    let ips: Vec<u64> = st().ectx.ips(ctx).to_vec();
+    trace_text(&ips)
+}
+
+/// Report error `e` that happened at `ips`.
+fn report(e: McError, ips: &[u64]) {
+    let s = st();
+    let ctx = s.ectx.intern(ips);
+    let shown = e.clone();
+    match errors::record(&mut s.em, &s.kinds, &s.ectx, ctx, e, || frames_of(ips)) {
+        Recorded::New(i) => {
+            let mut text = errors::text(&shown, &trace_text(ips), &ctx_text);
+            text.push('\n');
+            vg_core::log::user_lines(&text);
+            if vg_core::reportopts::get().gen_suppressions == vg_core::reportopts::GenSuppressions::All {
+                let sup = st().em.gen_suppression(i, &frames_of(ips));
+                vg_core::log::write_raw(&sup);
+            }
+            if st().em.should_exit() {
+                exit_now();
+            }
+        }
+        Recorded::LimitReached => {
+            vg_core::log::user_lines(
+                "More than 1000 different errors detected.  I'm not reporting any more.\n\
+                 Final error counts will be inaccurate.  Go fix your program!\n\
+                 Rerun with --error-limit=no to disable this cutoff.  Note\n\
+                 that errors may occur in your program without prior warning from\n\
+                 Valgrind, because errors are no longer being displayed.\n\n",
+            );
+        }
+        _ => {}
+    }
+}
+
+/// `--exit-on-first-error=yes`: the summary, then exit with `--error-exitcode=`.
+fn exit_now() -> ! {
+    vg_core::log::user_lines(&format!("\n{}\n", st().em.summary_line()));
+    vg_core::syscall::exit_group(st().em.exit_code().unwrap_or(0))
+}
+
+fn report_here(e: McError, pc: u64) {
+    let ips = vg_core::stacks::trace_ips(regs_at(pc));
+    report(e, &ips);
+}
+
+/// What `a` is, for an error's address line.
+fn describe_addr(a: u64) -> AddrDesc {
+    let s = st();
+    if let Some((b, rel)) = s.heap.describe(a) {
+        return AddrDesc::Block { rel, size: b.size, freed: b.free.is_some(), alloc: b.alloc, free: b.free };
+    }
+    let sp = regs_at(0).sp;
+    // The thread's stack: the client mapping its stack pointer is in.
+    let on_stack = vg_core::aspace::aspace()
+        .segments()
+        .iter()
+        .any(|g| matches!(g.kind, vg_core::aspace::SegKind::Client(_)) && (g.start..g.end).contains(&sp) && (g.start..g.end).contains(&a));
+    if on_stack {
+        let tid = vg_core::threads::current_slot() as u32 + 1;
+        return AddrDesc::Stack { tid, below_sp: sp.saturating_sub(a) };
+    }
+    AddrDesc::Unknown
+}
+
+fn addr_error(write: bool, addr: u64, size: u32, pc: u64) {
+    let desc = describe_addr(addr);
+    report_here(McError::Addr { write, size, addr, desc }, pc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers called from generated code (SysV ABI; see `translate::Helpers`).
+
+/// A 16-byte load: whether it is valid, and the V bits of its half at `addr + half`. With
+/// `--partial-loads-ok=yes` an aligned load with some addressable byte is valid and its
+/// unaddressable bytes are undefined; an invalid load's unaddressable bytes read as defined.
+fn load16(addr: u64, half: u64) -> (bool, u64) {
+    let s = st();
+    let sh = &s.shadow;
+    let none_bad = sh.first_noaccess(addr, 16).is_none();
+    let partial = !none_bad
+        && s.opts.partial_loads_ok
+        && addr % 16 == 0
+        && (0..16).any(|i| sh.state(addr + i) != shadow::NOACCESS);
+    let bad_as = if partial { 0xff } else { 0 };
+    let v = (0..8).fold(0u64, |v, i| v | (sh.vbyte(addr + half + i).unwrap_or(bad_as) as u64) << (8 * i));
+    (none_bad || partial, v)
+}
+
+extern "C" fn h_loadv(addr: u64, n: u64, pc: u64) -> u64 {
+    let s = st();
+    if n == 16 {
+        let (ok, v) = load16(addr, 0);
+        if !ok {
+            addr_error(false, addr, 16, pc);
+        }
+        return v;
+    }
+    let (v, bad) = s.shadow.load(addr, n as u32, s.opts.partial_loads_ok);
+    if bad.is_some() {
+        addr_error(false, addr, n as u32, pc);
+    }
+    v
+}
+
+extern "C" fn h_loadv_hi(addr: u64) -> u64 {
+    load16(addr, 8).1
+}
+
+extern "C" fn h_storev(addr: u64, v: u64, n: u64, pc: u64) {
+    if st().shadow.store(addr, n as u32, v).is_some() {
+        addr_error(true, addr, n as u32, pc);
+    }
+}
+
+extern "C" fn h_storev128(addr: u64, lo: u64, hi: u64, pc: u64) {
+    let s = st();
+    let b1 = s.shadow.store(addr, 8, lo);
+    let b2 = s.shadow.store(addr.wrapping_add(8), 8, hi);
+    if b1.or(b2).is_some() {
+        addr_error(true, addr, 16, pc);
+    }
+}
+
+extern "C" fn h_value_error(size: u64, pc: u64) {
+    report_here(McError::Value { size: size as u32 }, pc);
+}
+
+extern "C" fn h_cond_error(pc: u64) {
+    report_here(McError::Cond, pc);
+}
+
+extern "C" fn h_sp_change(old: u64, new: u64) {
+    let s = st();
+    if new < old && old - new <= STACK_SWITCH {
+        s.shadow.make_undefined(new.wrapping_sub(REDZONE), old - new);
+    } else if new > old && new - old <= STACK_SWITCH {
+        s.shadow.make_noaccess(old.wrapping_sub(REDZONE), new - old);
+    }
+}
+
+extern "C" fn h_mem_vbits(addr: u64, len: u64) -> u64 {
+    match st().shadow.first_undefined(addr, len) {
+        Some((_, true)) => u64::MAX,
+        _ => 0,
+    }
+}
+
+extern "C" fn h_mem_set(addr: u64, len: u64, undef: u64) {
+    let s = st();
+    for i in 0..len {
+        if s.shadow.state(addr + i) != shadow::NOACCESS {
+            s.shadow.store_byte(addr + i, if undef != 0 { 0xff } else { 0 });
+        }
+    }
+}
+
+macro_rules! callee {
+    ($f:ident) => {
+        Callee { name: stringify!($f), addr: $f as *const () as usize }
+    };
+}
+
+fn helpers() -> translate::Helpers {
+    translate::Helpers {
+        loadv: callee!(h_loadv),
+        loadv_hi: callee!(h_loadv_hi),
+        storev: callee!(h_storev),
+        storev128: callee!(h_storev128),
+        value_error: callee!(h_value_error),
+        cond_error: callee!(h_cond_error),
+        sp_change: callee!(h_sp_change),
+        mem_vbits: callee!(h_mem_vbits),
+        mem_set: callee!(h_mem_set),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory events from the core and the OS layer.
+
+struct Events;
+
+const PROT_RWX: u32 = 7;
+
+impl MemEvents for Events {
+    fn new_mem_mmap(&self, addr: u64, len: u64, prot: u32) {
+        if prot & PROT_RWX != 0 {
+            st().shadow.make_defined(addr, len);
+        } else {
+            st().shadow.make_noaccess(addr, len);
+        }
+    }
+    fn die_mem_munmap(&self, addr: u64, len: u64) {
+        st().shadow.make_noaccess(addr, len);
+    }
+    fn copy_mem_mremap(&self, from: u64, to: u64, len: u64, new_len: u64) {
+        let s = &mut st().shadow;
+        if from != to {
+            s.copy_range(from, to, len);
+            s.make_noaccess(from, len);
+        }
+        if new_len > len {
+            s.make_defined(to + len, new_len - len);
+        }
+    }
+    /// The kernel hands out brk memory zeroed, and static C libraries rely on it (their
+    /// thread block lives there): defined, as for anonymous mappings.
+    fn new_mem_brk(&self, addr: u64, len: u64) {
+        st().shadow.make_defined(addr, len);
+    }
+    fn die_mem_brk(&self, addr: u64, len: u64) {
+        st().shadow.make_noaccess(addr, len);
+    }
+}
+
+static EVENTS: Events = Events;
+
+struct Observer;
+
+impl vg_linux::observer::SyscallObserver for Observer {
+    fn pre_mem_read(&self, syscall: &str, param: &str, addr: u64, len: u64) {
+        if let Some((bad, addressable)) = st().shadow.first_undefined(addr, len) {
+            let desc = describe_addr(bad);
+            let e = McError::Param { call: format!("{syscall}({param})"), unaddressable: !addressable, addr: bad, desc };
+            report_here(e, current_pc());
+        }
+    }
+    fn post_mem_write(&self, _syscall: &str, _param: &str, addr: u64, len: u64) {
+        st().shadow.make_defined(addr, len);
+    }
+}
+
+static OBSERVER: Observer = Observer;
+
+// ---------------------------------------------------------------------------------------------
+// Start-up: the client's initial memory and the replacement stubs.
+
+/// The client heap's memory: client mappings made by the address-space manager.
+struct ClientBacking;
+
+impl malloc::Backing for ClientBacking {
+    fn map(&mut self, len: u64) -> Option<u64> {
+        const PROT_RW: u32 = 3;
+        const MAP_PRIVATE_ANON: u32 = 0x22;
+        vg_core::aspace::map_client(len, 0, false, vg_core::aspace::ADDR_TOP, PROT_RW, MAP_PRIVATE_ANON, -1, 0).ok()
+    }
+}
+
+/// Mark what the loader mapped as defined, the stack below the stack pointer as no-access, and
+/// install the replacement stubs.
+fn start_up() {
+    let s = st();
+    let sp = regs_at(0).sp;
+    let segs: Vec<(u64, u64, bool, bool)> = vg_core::aspace::aspace()
+        .segments()
+        .iter()
+        .filter(|g| matches!(g.kind, vg_core::aspace::SegKind::Client(_)) && g.prot & PROT_RWX != 0)
+        .map(|g| (g.start, g.end, (g.start..g.end).contains(&sp), g.prot & 2 != 0))
+        .collect();
+    for (start, end, stack, _) in segs {
+        s.shadow.make_defined(start, end - start);
+        if stack && sp > start + REDZONE {
+            s.shadow.make_noaccess(start, (sp - REDZONE).min(end) - start);
+        }
+    }
+    install_stubs();
+}
+
+fn install_stubs() {
+    const PROT_RW: u32 = 3;
+    const MAP_PRIVATE_ANON: u32 = 0x22;
+    let Ok(page) = vg_core::aspace::map_client(4096, 0, false, vg_core::aspace::ADDR_TOP, PROT_RW, MAP_PRIVATE_ANON, -1, 0) else {
+        vg_core::umsg!("memcheck: cannot map the replacement stubs; the heap is not checked");
+        return;
+    };
+    let mut specs = Vec::new();
+    for (i, r) in REPLACED.iter().enumerate() {
+        let code = malloc::stub_code((STUB_BASE + i as u64) as u32);
+        let at = page + i as u64 * STUB_SIZE;
+        // SAFETY: the page was just mapped read-write for this purpose.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len()) };
+        for so in r.sonames {
+            specs.push(vg_core::redir::RedirSpec {
+                kind: vg_core::redir::RedirKind::Replace,
+                eclass: 0,
+                priority: 0,
+                soname: String::from(*so),
+                fnname: String::from(r.name),
+                to_addr: at,
+                origin: String::from("memcheck"),
+            });
+        }
+    }
+    st().stub_page = page;
+    vg_core::redir::live::add_tool_specs(specs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The replaced allocator.
+
+/// The allocation stack of a call to a stub: the stub, then its caller's stack.
+fn stub_call_ips(stub: u64) -> Vec<u64> {
+    let r = regs_at(0);
+    let caller_sp = r.sp + STUB_FRAME;
+    // SAFETY: the stub's own frame; read only if the manager says it is client memory.
+    let ret = vg_core::aspace::is_client_readable(caller_sp, 8).then(|| unsafe { core::ptr::read_unaligned(caller_sp as *const u64) });
+    let mut ips = alloc::vec![stub];
+    if let Some(ret) = ret {
+        let max = vg_core::reportopts::get().stack.num_callers.saturating_sub(1);
+        let mut rest = vg_core::stacks::trace_ips(UnwindRegs { pc: ret - 1, sp: caller_sp + 8, fp: r.fp });
+        rest.truncate(max);
+        ips.extend(rest);
+    }
+    ips
+}
+
+fn do_alloc(size: u64, align: u64, kind: AllocKind, ips: &[u64], zeroed: bool) -> u64 {
+    let s = st();
+    let ctx = s.ectx.intern(ips);
+    let Some(p) = s.heap.alloc(size, align, kind, ctx, &mut ClientBacking) else { return 0 };
+    if zeroed {
+        // SAFETY: the payload is client memory this heap just handed out.
+        unsafe { core::ptr::write_bytes(p as *mut u8, 0, size as usize) };
+        s.shadow.make_defined(p, size);
+    } else {
+        if let Some(b) = s.opts.malloc_fill {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_bytes(p as *mut u8, b, size as usize) };
+        }
+        s.shadow.make_undefined(p, size);
+    }
+    p
+}
+
+/// Free `p` as `kind` (`what` names the function for "Invalid free()"-style reports).
+fn do_free(p: u64, kind: AllocKind, ips: &[u64]) {
+    if p == 0 {
+        return;
+    }
+    let s = st();
+    let Some(b) = s.heap.live.get(&p).copied() else {
+        let desc = describe_addr(p);
+        report(McError::Free { what: "free() / delete / delete[] / realloc()", addr: p, desc }, ips);
+        return;
+    };
+    if b.kind != kind {
+        let desc = describe_addr(p);
+        report(McError::Mismatch { addr: p, desc }, ips);
+    }
+    let s = st();
+    let ctx = s.ectx.intern(ips);
+    s.heap.free(p, ctx);
+    if let Some(f) = s.opts.free_fill {
+        // SAFETY: the block's payload is client memory of this heap.
+        unsafe { core::ptr::write_bytes(p as *mut u8, f, b.size as usize) };
+    }
+    s.shadow.make_noaccess(p, b.size);
+}
+
+fn fishy(func: &'static str, arg: &'static str, v: u64, ips: &[u64]) -> bool {
+    if (v as i64) < 0 {
+        report(McError::Fishy { func, arg, value: v as i64 }, ips);
+        return true;
+    }
+    false
+}
+
+/// Service a call to replaced function `idx` with arguments `a`.
+fn heap_call(idx: usize, a: &[u64; 6]) -> u64 {
+    let r = &REPLACED[idx];
+    let ips = stub_call_ips(st().stub_page + idx as u64 * STUB_SIZE);
+    let kind_new = if r.name.starts_with("_Znw") { AllocKind::New } else { AllocKind::NewArray };
+    match r.name {
+        "malloc" => {
+            if fishy("malloc", "size", a[1], &ips) {
+                return 0;
+            }
+            do_alloc(a[1], 0, AllocKind::Malloc, &ips, false)
+        }
+        "_Znwm" | "_Znam" | "_ZnwmRKSt9nothrow_t" | "_ZnamRKSt9nothrow_t" => do_alloc(a[1], 0, kind_new, &ips, false),
+        "_ZnwmSt11align_val_t" | "_ZnamSt11align_val_t" => do_alloc(a[1], a[2], kind_new, &ips, false),
+        "calloc" => match a[1].checked_mul(a[2]) {
+            Some(n) => do_alloc(n, 0, AllocKind::Malloc, &ips, true),
+            None => 0,
+        },
+        "realloc" | "reallocarray" => {
+            let size = if r.name == "realloc" { Some(a[2]) } else { a[2].checked_mul(a[3]) };
+            let Some(size) = size else { return 0 };
+            realloc(a[1], size, &ips)
+        }
+        "free" | "cfree" => {
+            do_free(a[1], AllocKind::Malloc, &ips);
+            0
+        }
+        "_ZdlPv" | "_ZdlPvm" | "_ZdlPvSt11align_val_t" | "_ZdlPvmSt11align_val_t" => {
+            do_free(a[1], AllocKind::New, &ips);
+            0
+        }
+        "_ZdaPv" | "_ZdaPvm" | "_ZdaPvSt11align_val_t" | "_ZdaPvmSt11align_val_t" => {
+            do_free(a[1], AllocKind::NewArray, &ips);
+            0
+        }
+        "memalign" | "aligned_alloc" => do_alloc(a[2], a[1].max(1).next_power_of_two(), AllocKind::Malloc, &ips, false),
+        "valloc" => do_alloc(a[1], 4096, AllocKind::Malloc, &ips, false),
+        "pvalloc" => do_alloc(a[1].next_multiple_of(4096).max(4096), 4096, AllocKind::Malloc, &ips, false),
+        "posix_memalign" => {
+            const EINVAL: u64 = 22;
+            const ENOMEM: u64 = 12;
+            let (pp, al, size) = (a[1], a[2], a[3]);
+            if al == 0 || !al.is_power_of_two() || al % 8 != 0 {
+                return EINVAL;
+            }
+            let p = do_alloc(size, al, AllocKind::Malloc, &ips, false);
+            if p == 0 {
+                return ENOMEM;
+            }
+            if vg_core::aspace::aspace().is_client_writable(pp, 8) {
+                // SAFETY: 8 writable bytes of client memory (checked above).
+                unsafe { core::ptr::write_unaligned(pp as *mut u64, p) };
+                st().shadow.make_defined(pp, 8);
+            }
+            0
+        }
+        "malloc_usable_size" => st().heap.live.get(&a[1]).map_or(0, |b| b.size),
+        _ => 0,
+    }
+}
+
+fn realloc(p: u64, size: u64, ips: &[u64]) -> u64 {
+    if p == 0 {
+        return do_alloc(size, 0, AllocKind::Malloc, ips, false);
+    }
+    if size == 0 {
+        do_free(p, AllocKind::Malloc, ips);
+        return 0;
+    }
+    let Some(old) = st().heap.live.get(&p).copied() else {
+        let desc = describe_addr(p);
+        report(McError::Free { what: "free() / delete / delete[] / realloc()", addr: p, desc }, ips);
+        return 0;
+    };
+    let q = do_alloc(size, 0, AllocKind::Malloc, ips, false);
+    if q == 0 {
+        return 0;
+    }
+    let n = old.size.min(size);
+    // SAFETY: both payloads are client memory of this heap, at least n bytes, disjoint.
+    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, n as usize) };
+    let s = st();
+    s.shadow.copy_range(p, q, n);
+    do_free(p, old.kind, ips);
+    q
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tool.
+
+/// The memcheck tool.
+#[derive(Default)]
+pub struct Memcheck {
+    opts: McOptions,
+    started: bool,
+}
+
+fn yes_no(v: &str) -> Option<bool> {
+    match v {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+impl Memcheck {
+    fn option(&mut self, arg: &str) -> Option<Result<(), &'static str>> {
+        let (k, v) = arg.split_once('=')?;
+        let o = &mut self.opts;
+        let bad_bool = "expected 'yes' or 'no'";
+        let r = match k {
+            "--leak-check" => match v {
+                "no" => Ok(o.leak_check = LeakCheck::No),
+                "summary" => Ok(o.leak_check = LeakCheck::Summary),
+                "full" | "yes" => Ok(o.leak_check = LeakCheck::Full),
+                _ => Err("expected no, summary or full"),
+            },
+            "--undef-value-errors" => yes_no(v).map(|b| o.undef_value_errors = b).ok_or(bad_bool),
+            "--expensive-definedness-checks" => match v {
+                "yes" | "auto" => Ok(o.expensive_cmp = true),
+                "no" => Ok(o.expensive_cmp = false),
+                _ => Err("expected no, auto or yes"),
+            },
+            "--partial-loads-ok" => yes_no(v).map(|b| o.partial_loads_ok = b).ok_or(bad_bool),
+            "--show-reachable" => yes_no(v).map(|b| o.show_reachable = b).ok_or(bad_bool),
+            "--track-origins" => yes_no(v).map(|_| ()).ok_or(bad_bool),
+            "--redzone-size" => v.parse::<u64>().ok().filter(|n| *n <= 4096).map(|n| o.heap.redzone = n).ok_or("expected 0..4096"),
+            "--freelist-vol" => v.parse::<u64>().map(|n| o.heap.freelist_vol = n).map_err(|_| "expected a number"),
+            "--alignment" => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| n.is_power_of_two() && (8..=4096).contains(n))
+                .map(|n| o.heap.alignment = n)
+                .ok_or("expected a power of two from 8 to 4096"),
+            "--malloc-fill" => u8::from_str_radix(v.trim_start_matches("0x"), 16).map(|b| o.malloc_fill = Some(b)).map_err(|_| "expected a hex byte"),
+            "--free-fill" => u8::from_str_radix(v.trim_start_matches("0x"), 16).map(|b| o.free_fill = Some(b)).map_err(|_| "expected a hex byte"),
+            _ => return None,
+        };
+        Some(r)
+    }
+}
+
+impl Tool for Memcheck {
+    const NAME: &'static str = "memcheck";
+    const BANNER: &'static str = "Memcheck, a memory error detector";
+    const COPYRIGHT: &'static str = "Copyright (C) the valgrind-rs authors; GNU GPL'd.";
+
+    fn process_option(&mut self, arg: &str) -> OptionResult {
+        match self.option(arg) {
+            None => OptionResult::Unknown,
+            Some(Ok(())) => OptionResult::Taken,
+            Some(Err(why)) => OptionResult::Bad(why),
+        }
+    }
+
+    fn usage(&self) -> &'static str {
+        "    --leak-check=no|summary|full     search for memory leaks at exit?  [summary]\n\
+         \x20   --undef-value-errors=no|yes      check for undefined value errors [yes]\n\
+         \x20   --expensive-definedness-checks=no|auto|yes  exact equality compares [auto]\n\
+         \x20   --partial-loads-ok=no|yes        aligned partially-valid word loads are fine [yes]\n\
+         \x20   --redzone-size=<number>          heap block redzone size [16]\n\
+         \x20   --freelist-vol=<number>          volume of freed blocks queue [20000000]\n\
+         \x20   --alignment=<number>             minimum heap block alignment [16]\n\
+         \x20   --malloc-fill=<hexnumber>        fill malloc'd areas with given value\n\
+         \x20   --free-fill=<hexnumber>          fill free'd areas with given value\n"
+    }
+
+    fn post_options(&mut self) {
+        let ropts = vg_core::reportopts::get();
+        let mut em = ErrorManager::new(ropts.error_options());
+        for file in &ropts.suppressions {
+            if let Some(bytes) = vg_core::debuginfo::FileReader::read_file(&mut vg_core::stacks::SysFileReader, file)
+                && let Ok(supps) = vg_core::errors::parse_suppressions(&String::from_utf8_lossy(&bytes), file)
+            {
+                em.add_suppressions(supps);
+            }
+        }
+        let kinds = Kinds::register(&mut em);
+        let state = State {
+            shadow: ShadowMem::new(),
+            heap: Heap::new(self.opts.heap),
+            em,
+            kinds,
+            ectx: ExeContextTable::new(),
+            opts: self.opts,
+            stub_page: 0,
+        };
+        // SAFETY: before the guest starts; nothing else uses the state yet.
+        unsafe { *STATE.0.get() = Some(state) };
+        vg_core::tool::set_mem_events(&EVENTS);
+        vg_linux::observer::set(&OBSERVER);
+    }
+
+    fn instrument(&mut self, sb: Superblock, layout: &StateLayout) -> Superblock {
+        if !self.started {
+            self.started = true;
+            start_up();
+        }
+        let cfg = translate::Config {
+            state_size: layout.state_size,
+            sp_offset: Amd64::SP_OFFSET,
+            fp_offset: vg_amd64_guest::state::off_gpr(vg_amd64_guest::state::RBP),
+            expensive_cmp: self.opts.expensive_cmp,
+            undef_errors: self.opts.undef_value_errors,
+        };
+        translate::instrument(sb, &cfg, &helpers())
+    }
+
+    fn handle_client_request(&mut self, args: &[u64; 6]) -> Option<u64> {
+        if !state_ready() {
+            return None;
+        }
+        let code = args[0];
+        if (STUB_BASE..STUB_BASE + REPLACED.len() as u64).contains(&code) {
+            return Some(heap_call((code - STUB_BASE) as usize, args));
+        }
+        clientreq::handle(args)
+    }
+
+    fn fini(&mut self, _exit_code: i32) {
+        if !state_ready() {
+            return;
+        }
+        let s = st();
+        let (bytes, blocks) = s.heap.in_use();
+        let hs = s.heap.stats;
+        let mut out = String::new();
+        out.push_str("HEAP SUMMARY:\n");
+        out.push_str(&format!("    in use at exit: {} bytes in {} blocks\n", commas(bytes), commas(blocks)));
+        out.push_str(&format!(
+            "  total heap usage: {} allocs, {} frees, {} bytes allocated\n\n",
+            commas(hs.allocs),
+            commas(hs.frees),
+            commas(hs.bytes_allocated)
+        ));
+        if blocks == 0 {
+            out.push_str("All heap blocks were freed -- no leaks are possible\n\n");
+        } else if s.opts.leak_check != LeakCheck::No {
+            out.push_str(&leak::check_and_report(s.opts.leak_check, s.opts.show_reachable));
+        }
+        let em = &st().em;
+        if vg_core::log::verbosity() <= 1 {
+            out.push_str("For lists of detected and suppressed errors, rerun with: -s\n");
+        }
+        out.push_str(&em.summary_line());
+        out.push('\n');
+        vg_core::log::user_lines(&out);
+        if let Some(c) = em.exit_code() {
+            vg_core::syscall::exit_group(c);
+        }
+    }
+}
+
+/// A count with thousands separators, as Valgrind prints them.
+pub fn commas(n: u64) -> String {
+    let d = format!("{n}");
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(commas(0), "0");
+        assert_eq!(commas(999), "999");
+        assert_eq!(commas(1000), "1,000");
+        assert_eq!(commas(20_000_000), "20,000,000");
+    }
+
+    #[test]
+    fn options_parse_and_reject() {
+        let mut m = Memcheck::default();
+        assert_eq!(m.process_option("--leak-check=full"), OptionResult::Taken);
+        assert_eq!(m.opts.leak_check, LeakCheck::Full);
+        assert_eq!(m.process_option("--redzone-size=64"), OptionResult::Taken);
+        assert_eq!(m.opts.heap.redzone, 64);
+        assert!(matches!(m.process_option("--leak-check=maybe"), OptionResult::Bad(_)));
+        assert_eq!(m.process_option("--nonsense=1"), OptionResult::Unknown);
+        assert_eq!(m.process_option("--malloc-fill=0xAB"), OptionResult::Taken);
+        assert_eq!(m.opts.malloc_fill, Some(0xab));
+    }
+}

@@ -1,0 +1,693 @@
+//! Instrumentation (Valgrind's `mc_translate`): every temp gets a shadow temp holding its V bits
+//! (1 = undefined), every guest register a shadow in the first shadow state; statements are
+//! preceded by the IR that computes their shadows, with Valgrind's rules — exact for bitwise
+//! operations (with the defined-zero/defined-one improvements of And/Or), constant shifts,
+//! widening and narrowing; add/sub/mul approximated by the left-spread of the union of the
+//! operands' undefinedness; equality compares exact where a defined bit differs; everything
+//! else pessimistic (any undefined input bit makes the whole result undefined). Loads and
+//! stores call the shadow-memory helpers; undefined values are reported where they matter:
+//! exit guards, load/store addresses, dirty-helper guards. Moves of the stack pointer call a
+//! helper that keeps the stack's addressability in step.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use vg_core::tool::vg_ir::{Atom, Binop, Callee, Const, Dirty, Expr, Stmt, Superblock, Ty, Unop, VecOp};
+
+/// What the instrumenter needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub state_size: u32,
+    pub sp_offset: u32,
+    pub fp_offset: u32,
+    /// `--expensive-definedness-checks=`: exact CmpEQ/CmpNE.
+    pub expensive_cmp: bool,
+    /// `--undef-value-errors=`.
+    pub undef_errors: bool,
+}
+
+/// The helpers generated code calls (addresses of `extern "C"` functions).
+#[derive(Clone, Copy, Debug)]
+pub struct Helpers {
+    /// (addr, size, pc) -> V bits of the loaded value (size <= 8), reporting invalid reads.
+    pub loadv: Callee,
+    /// (addr) -> V bits of the high 8 bytes of a 16-byte load (no report).
+    pub loadv_hi: Callee,
+    /// (addr, vbits, size, pc): store V bits, reporting invalid writes (size <= 8).
+    pub storev: Callee,
+    /// (addr, lo, hi, pc): 16-byte store.
+    pub storev128: Callee,
+    /// (size, pc): "Use of uninitialised value of size N".
+    pub value_error: Callee,
+    /// (pc): "Conditional jump or move depends on uninitialised value(s)".
+    pub cond_error: Callee,
+    /// (old_sp, new_sp).
+    pub sp_change: Callee,
+    /// (addr, len) -> 0 if all defined, else all ones.
+    pub mem_vbits: Callee,
+    /// (addr, len, undefined).
+    pub mem_set: Callee,
+}
+
+/// The shadow type of a value type: floats are shadowed by integers of their size.
+pub fn sh_ty(t: Ty) -> Ty {
+    match t {
+        Ty::F32 => Ty::I32,
+        Ty::F64 => Ty::I64,
+        t => t,
+    }
+}
+
+fn zero(t: Ty) -> Atom {
+    match t {
+        Ty::V128 => Atom::Const(Const::V128(0)),
+        Ty::I128 => Atom::Const(Const::I128(0)),
+        t => Atom::Const(Const::int(sh_ty(t), 0)),
+    }
+}
+
+fn is_zero(a: Atom) -> bool {
+    matches!(a, Atom::Const(c) if c.bits128() == 0)
+}
+
+/// Lane width in bits of a vector operation, from its name (`Add16x8` -> 16, `Add64Fx2` ->
+/// 64); `None` for whole-register operations. The names follow one scheme, so this stays right
+/// as operations are added.
+fn lane_bits(op: VecOp) -> Option<u32> {
+    let name = alloc::format!("{op:?}");
+    for (pat, bits) in [("8x16", 8), ("16x8", 16), ("32x4", 32), ("64x2", 64), ("32Fx4", 32), ("64Fx2", 64), ("F32x4", 32), ("F64x2", 64)] {
+        if name.contains(pat) {
+            return Some(bits);
+        }
+    }
+    None
+}
+
+struct Mce<'a> {
+    cfg: &'a Config,
+    h: &'a Helpers,
+    out: Superblock,
+    /// Shadow of each original temp.
+    shadow: Vec<Option<Atom>>,
+    pc: u64,
+}
+
+impl Mce<'_> {
+    fn emit(&mut self, e: Expr) -> Atom {
+        let ty = self.out.expr_ty(&e);
+        let t = self.out.new_temp(ty);
+        self.out.stmts.push(Stmt::WrTmp { dst: t, e });
+        Atom::Tmp(t)
+    }
+    fn un(&mut self, op: Unop, a: Atom) -> Atom {
+        self.emit(Expr::Unop { op, a })
+    }
+    fn bin(&mut self, op: Binop, a: Atom, b: Atom) -> Atom {
+        self.emit(Expr::Binop { op, a, b })
+    }
+
+    fn ty(&self, a: Atom) -> Ty {
+        self.out.atom_ty(a)
+    }
+
+    /// The V bits of an atom.
+    fn sh(&self, a: Atom) -> Atom {
+        match a {
+            Atom::Const(c) => zero(c.ty()),
+            Atom::Tmp(t) => self.shadow[t.0 as usize].unwrap_or_else(|| zero(self.out.temp_ty(t))),
+        }
+    }
+
+    /// All ones of an integer shadow type if `a` (an I64 that is 0 or all ones) is non-zero.
+    fn widen(&mut self, m: Atom, dst: Ty) -> Atom {
+        match sh_ty(dst) {
+            Ty::I1 => self.bin(Binop::CmpNE(Ty::I64), m, Atom::u64(0)),
+            Ty::I8 | Ty::I16 | Ty::I32 => self.un(Unop::Trunc(Ty::I64, sh_ty(dst)), m),
+            Ty::I64 => m,
+            Ty::I128 => self.bin(Binop::HiLo(Ty::I64), m, m),
+            Ty::V128 => self.bin(Binop::HiLo64toV128, m, m),
+            t => panic!("memcheck: no shadow rule for values of type {t:?} yet"),
+        }
+    }
+
+    /// I64: all ones if any bit of `v` (a shadow of type `t`) is set.
+    fn pcast64(&mut self, v: Atom, t: Ty) -> Atom {
+        if is_zero(v) {
+            return Atom::u64(0);
+        }
+        let any = match sh_ty(t) {
+            Ty::I1 => return self.un(Unop::Sext(Ty::I1, Ty::I64), v),
+            t @ (Ty::I8 | Ty::I16 | Ty::I32 | Ty::I64) => self.bin(Binop::CmpNE(t), v, Atom::Const(Const::int(t, 0))),
+            Ty::I128 => {
+                let lo = self.un(Unop::Trunc(Ty::I128, Ty::I64), v);
+                let hi = self.un(Unop::Hi(Ty::I128), v);
+                let o = self.bin(Binop::Or(Ty::I64), lo, hi);
+                self.bin(Binop::CmpNE(Ty::I64), o, Atom::u64(0))
+            }
+            Ty::V128 => {
+                let lo = self.un(Unop::V128to64, v);
+                let hi = self.un(Unop::V128HIto64, v);
+                let o = self.bin(Binop::Or(Ty::I64), lo, hi);
+                self.bin(Binop::CmpNE(Ty::I64), o, Atom::u64(0))
+            }
+            t => panic!("memcheck: no shadow rule for values of type {t:?} yet"),
+        };
+        self.un(Unop::Sext(Ty::I1, Ty::I64), any)
+    }
+
+    /// Pessimistic cast: all of `dst` undefined if any bit of `v` (of type `src`) is.
+    fn pcast(&mut self, v: Atom, src: Ty, dst: Ty) -> Atom {
+        if is_zero(v) {
+            return zero(dst);
+        }
+        let m = self.pcast64(v, src);
+        self.widen(m, dst)
+    }
+
+    /// Pessimistic union of several shadows into `dst`.
+    fn lazy(&mut self, vs: &[(Atom, Ty)], dst: Ty) -> Atom {
+        let mut acc: Option<Atom> = None;
+        for &(v, t) in vs {
+            if is_zero(v) {
+                continue;
+            }
+            let m = self.pcast64(v, t);
+            acc = Some(match acc {
+                None => m,
+                Some(a) => self.bin(Binop::Or(Ty::I64), a, m),
+            });
+        }
+        match acc {
+            None => zero(dst),
+            Some(m) => self.widen(m, dst),
+        }
+    }
+
+    fn or(&mut self, t: Ty, a: Atom, b: Atom) -> Atom {
+        if is_zero(a) {
+            return b;
+        }
+        if is_zero(b) {
+            return a;
+        }
+        match sh_ty(t) {
+            Ty::V128 => self.bin(Binop::Vec2(VecOp::Or), a, b),
+            Ty::I128 => {
+                let (al, ah) = (self.un(Unop::Trunc(Ty::I128, Ty::I64), a), self.un(Unop::Hi(Ty::I128), a));
+                let (bl, bh) = (self.un(Unop::Trunc(Ty::I128, Ty::I64), b), self.un(Unop::Hi(Ty::I128), b));
+                let lo = self.bin(Binop::Or(Ty::I64), al, bl);
+                let hi = self.bin(Binop::Or(Ty::I64), ah, bh);
+                self.bin(Binop::HiLo(Ty::I64), hi, lo)
+            }
+            t => self.bin(Binop::Or(t), a, b),
+        }
+    }
+
+    fn and(&mut self, t: Ty, a: Atom, b: Atom) -> Atom {
+        match sh_ty(t) {
+            Ty::V128 => self.bin(Binop::Vec2(VecOp::And), a, b),
+            t => self.bin(Binop::And(t), a, b),
+        }
+    }
+
+    fn not(&mut self, t: Ty, a: Atom) -> Atom {
+        self.un(Unop::Not(sh_ty(t)), a)
+    }
+
+    /// Valgrind's Left: undefinedness spreads to all higher bits (`x | -x`).
+    fn left(&mut self, t: Ty, v: Atom) -> Atom {
+        if is_zero(v) {
+            return v;
+        }
+        let n = self.un(Unop::Neg(t), v);
+        self.bin(Binop::Or(t), v, n)
+    }
+
+    /// Per-lane pessimistic cast of a V128 shadow.
+    fn pcast_lanes(&mut self, v: Atom, bits: u32) -> Atom {
+        if is_zero(v) {
+            return v;
+        }
+        let z = Atom::Const(Const::V128(0));
+        let (cmp, fixup) = match bits {
+            8 => (VecOp::CmpEQ8x16, false),
+            16 => (VecOp::CmpEQ16x8, false),
+            32 => (VecOp::CmpEQ32x4, false),
+            _ => (VecOp::CmpEQ32x4, true),
+        };
+        let eq = self.bin(Binop::Vec2(cmp), v, z);
+        let mut r = self.un(Unop::Not(Ty::V128), eq);
+        if fixup {
+            // 64-bit lanes: a lane is undefined if either of its 32-bit halves is.
+            let swapped = self.un(Unop::ShufImm(VecOp::Shuf32x4, 0b10_11_00_01), r);
+            r = self.bin(Binop::Vec2(VecOp::Or), r, swapped);
+        }
+        r
+    }
+
+    fn binop(&mut self, op: Binop, a: Atom, b: Atom) -> Atom {
+        use Binop::*;
+        let (va, vb) = (self.sh(a), self.sh(b));
+        let rt = op.result_ty();
+        match op {
+            Add(t) | Sub(t) | Mul(t) => {
+                let u = self.or(t, va, vb);
+                self.left(t, u)
+            }
+            And(t) | Or(t) => {
+                if is_zero(va) && is_zero(vb) {
+                    return zero(t);
+                }
+                // A bit of the result is defined where both inputs are, or where one input has
+                // a defined 0 (And) or a defined 1 (Or) that decides it.
+                let u = self.or(t, va, vb);
+                let (ia, ib) = if matches!(op, And(_)) {
+                    (self.or_full(t, a, va), self.or_full(t, b, vb))
+                } else {
+                    let na = self.not(t, a);
+                    let nb = self.not(t, b);
+                    (self.or_full(t, na, va), self.or_full(t, nb, vb))
+                };
+                let x = self.and(t, u, ia);
+                self.and(t, x, ib)
+            }
+            Xor(t) => self.or(t, va, vb),
+            Shl(t) | Shr(t) | Sar(t) => {
+                if is_zero(va) && is_zero(vb) {
+                    return zero(t);
+                }
+                let shifted = self.bin(op, va, b);
+                let vbp = self.pcast(vb, Ty::I8, t);
+                self.or(t, shifted, vbp)
+            }
+            CmpEQ(t) | CmpNE(t) if self.cfg.expensive_cmp && t.is_int() => {
+                if is_zero(va) && is_zero(vb) {
+                    return zero(Ty::I1);
+                }
+                // Defined if some bit defined in both operands differs; else pessimistic.
+                let u = self.or(t, va, vb);
+                let naive = self.pcast(u, t, Ty::I1);
+                let x = self.bin(Xor(t), a, b);
+                let nu = self.not(t, u);
+                let d = self.bin(And(t), x, nu);
+                let differs = self.bin(CmpNE(t), d, Atom::Const(Const::int(t, 0)));
+                self.emit(Expr::Ite { cond: differs, t: Atom::bool(false), f: naive })
+            }
+            HiLo(_) | HiLo64toV128 | SetV128lo64 | SetV128lo32 => {
+                if is_zero(va) && is_zero(vb) {
+                    return zero(rt);
+                }
+                self.bin(op, va, vb)
+            }
+            Vec2(v) => self.vec2(v, a, b, va, vb),
+            VecShift(_) => {
+                if is_zero(va) && is_zero(vb) {
+                    return zero(Ty::V128);
+                }
+                let shifted = self.bin(op, va, b);
+                let vbp = self.pcast(vb, Ty::I8, Ty::V128);
+                self.or(Ty::V128, shifted, vbp)
+            }
+            _ => {
+                let (ta, tb) = (self.ty(a), self.ty(b));
+                self.lazy(&[(va, ta), (vb, tb)], rt)
+            }
+        }
+    }
+
+    /// `x | vx` for the And/Or improvement terms (x an original value of type t).
+    fn or_full(&mut self, t: Ty, x: Atom, vx: Atom) -> Atom {
+        match sh_ty(t) {
+            Ty::V128 => self.bin(Binop::Vec2(VecOp::Or), x, vx),
+            t => self.bin(Binop::Or(t), x, vx),
+        }
+    }
+
+    fn vec2(&mut self, v: VecOp, a: Atom, b: Atom, va: Atom, vb: Atom) -> Atom {
+        if is_zero(va) && is_zero(vb) {
+            return zero(Ty::V128);
+        }
+        match v {
+            VecOp::Xor => self.or(Ty::V128, va, vb),
+            VecOp::And | VecOp::Or => self.binop_bitwise_v(v, a, b, va, vb),
+            VecOp::AndNot => {
+                let na = self.un(Unop::Not(Ty::V128), a);
+                self.binop_bitwise_v(VecOp::And, na, b, va, vb)
+            }
+            VecOp::InterleaveLO8x16
+            | VecOp::InterleaveLO16x8
+            | VecOp::InterleaveLO32x4
+            | VecOp::InterleaveLO64x2
+            | VecOp::InterleaveHI8x16
+            | VecOp::InterleaveHI16x8
+            | VecOp::InterleaveHI32x4
+            | VecOp::InterleaveHI64x2 => self.bin(Binop::Vec2(v), va, vb),
+            VecOp::QNarrowS16x8to8x16 | VecOp::QNarrowU16x8to8x16 => {
+                // Narrow the per-lane casts with signed saturation: all ones stays all ones.
+                let (pa, pb) = (self.pcast_lanes(va, 16), self.pcast_lanes(vb, 16));
+                self.bin(Binop::Vec2(VecOp::QNarrowS16x8to8x16), pa, pb)
+            }
+            VecOp::QNarrowS32x4to16x8 => {
+                let (pa, pb) = (self.pcast_lanes(va, 32), self.pcast_lanes(vb, 32));
+                self.bin(Binop::Vec2(VecOp::QNarrowS32x4to16x8), pa, pb)
+            }
+            VecOp::SadU8x16 | VecOp::MullEvenU32x2 => {
+                let u = self.or(Ty::V128, va, vb);
+                self.pcast_lanes(u, 64)
+            }
+            VecOp::MAddS16x8 => {
+                let u = self.or(Ty::V128, va, vb);
+                self.pcast_lanes(u, 32)
+            }
+            _ => {
+                let u = self.or(Ty::V128, va, vb);
+                match lane_bits(v) {
+                    Some(bits) => self.pcast_lanes(u, bits),
+                    None => self.pcast(u, Ty::V128, Ty::V128),
+                }
+            }
+        }
+    }
+
+    fn binop_bitwise_v(&mut self, v: VecOp, a: Atom, b: Atom, va: Atom, vb: Atom) -> Atom {
+        let u = self.or(Ty::V128, va, vb);
+        let (ia, ib) = if v == VecOp::And {
+            (self.or_full(Ty::V128, a, va), self.or_full(Ty::V128, b, vb))
+        } else {
+            let na = self.un(Unop::Not(Ty::V128), a);
+            let nb = self.un(Unop::Not(Ty::V128), b);
+            (self.or_full(Ty::V128, na, va), self.or_full(Ty::V128, nb, vb))
+        };
+        let x = self.and(Ty::V128, u, ia);
+        self.and(Ty::V128, x, ib)
+    }
+
+    fn unop(&mut self, op: Unop, a: Atom) -> Atom {
+        use Unop::*;
+        let va = self.sh(a);
+        let rt = op.result_ty();
+        if is_zero(va) {
+            return zero(rt);
+        }
+        match op {
+            Not(_) | Reinterp(..) | NegF64 | AbsF64 => va,
+            Neg(t) => self.left(t, va),
+            Zext(f, t) => self.un(Zext(sh_ty(f), t), va),
+            Sext(f, t) => self.un(Sext(sh_ty(f), t), va),
+            Trunc(f, t) => self.un(Trunc(sh_ty(f), t), va),
+            Hi(_) | Bswap(_) | V128to64 | V128HIto64 | I64UtoV128 | I32UtoV128 | V128to32 | GetMSBs8x16 => self.un(op, va),
+            ShufImm(..) => self.un(op, va),
+            Ctz(t) => {
+                // Defined if every bit up to and including the lowest set bit is defined
+                // (Valgrind's rule: what lies above the lowest 1 cannot change the count).
+                let one = Atom::Const(Const::int(t, 1));
+                let below = self.bin(Binop::Sub(t), a, one);
+                let mask = self.bin(Binop::Xor(t), a, below);
+                let improved = self.bin(Binop::And(t), va, mask);
+                self.pcast(improved, t, rt)
+            }
+            Vec1(v) => match lane_bits(v) {
+                Some(bits) => self.pcast_lanes(va, bits),
+                None => self.pcast(va, Ty::V128, Ty::V128),
+            },
+            _ => {
+                let ta = self.ty(a);
+                self.pcast(va, ta, rt)
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, ty: Ty) -> Atom {
+        match e {
+            Expr::Atom(a) => self.sh(*a),
+            Expr::Get { off, ty } => {
+                if *off < self.cfg.state_size {
+                    self.emit(Expr::Get { off: off + self.cfg.state_size, ty: sh_ty(*ty) })
+                } else {
+                    zero(*ty)
+                }
+            }
+            Expr::Load { ty, addr } => {
+                self.check_value(*addr, 8);
+                self.load(*addr, *ty)
+            }
+            Expr::Unop { op, a } => self.unop(*op, *a),
+            Expr::Binop { op, a, b } => self.binop(*op, *a, *b),
+            Expr::Ite { cond, t, f } => {
+                let (vt, vf, vc) = (self.sh(*t), self.sh(*f), self.sh(*cond));
+                let sel = if is_zero(vt) && is_zero(vf) {
+                    zero(ty)
+                } else {
+                    self.emit(Expr::Ite { cond: *cond, t: vt, f: vf })
+                };
+                let pc = self.pcast(vc, Ty::I1, ty);
+                self.or(ty, sel, pc)
+            }
+            Expr::CCall { args, ret, .. } => {
+                let vs: Vec<(Atom, Ty)> = args.iter().map(|a| (self.sh(*a), self.ty(*a))).collect();
+                self.lazy(&vs, *ret)
+            }
+        }
+    }
+
+    fn call(&mut self, callee: Callee, args: Vec<Atom>, guard: Option<Atom>, ret: bool) -> Option<Atom> {
+        let dst = ret.then(|| self.out.new_temp(Ty::I64));
+        self.out.stmts.push(Stmt::Dirty(Box::new(Dirty {
+            callee,
+            args,
+            pass_state: false,
+            guard,
+            dst,
+            // The frame pointer must be exact for the stack trace of a report.
+            reads_state: vec![(self.cfg.fp_offset, 8)],
+            writes_state: Vec::new(),
+            reads_mem: None,
+            writes_mem: None,
+        })));
+        dst.map(Atom::Tmp)
+    }
+
+    /// Shadow of a load of `ty` at `addr`.
+    fn load(&mut self, addr: Atom, ty: Ty) -> Atom {
+        let pc = Atom::u64(self.pc);
+        let st = sh_ty(ty);
+        match st.bytes() {
+            n @ (1 | 2 | 4 | 8) => {
+                let v = self.call(self.h.loadv, vec![addr, Atom::u64(n as u64), pc], None, true).expect("dst");
+                if st == Ty::I64 { v } else { self.un(Unop::Trunc(Ty::I64, st), v) }
+            }
+            16 => {
+                let lo = self.call(self.h.loadv, vec![addr, Atom::u64(16), pc], None, true).expect("dst");
+                let hi = self.call(self.h.loadv_hi, vec![addr], None, true).expect("dst");
+                if st == Ty::V128 { self.bin(Binop::HiLo64toV128, hi, lo) } else { self.bin(Binop::HiLo(Ty::I64), hi, lo) }
+            }
+            _ => panic!("memcheck: no shadow rule for loads of type {ty:?} yet"),
+        }
+    }
+
+    /// Store the shadow `v` of a value of type `ty` at `addr`, under `guard` if given.
+    fn store(&mut self, addr: Atom, v: Atom, ty: Ty, guard: Option<Atom>) {
+        let pc = Atom::u64(self.pc);
+        let st = sh_ty(ty);
+        match st.bytes() {
+            n @ (1 | 2 | 4 | 8) => {
+                let v64 = if st == Ty::I64 { v } else { self.un(Unop::Zext(st, Ty::I64), v) };
+                self.call(self.h.storev, vec![addr, v64, Atom::u64(n as u64), pc], guard, false);
+            }
+            16 => {
+                let (lo, hi) = if st == Ty::V128 {
+                    (self.un(Unop::V128to64, v), self.un(Unop::V128HIto64, v))
+                } else {
+                    (self.un(Unop::Trunc(Ty::I128, Ty::I64), v), self.un(Unop::Hi(Ty::I128), v))
+                };
+                self.call(self.h.storev128, vec![addr, lo, hi, pc], guard, false);
+            }
+            _ => panic!("memcheck: no shadow rule for stores of type {ty:?} yet"),
+        }
+    }
+
+    /// Report "Use of uninitialised value of size N" if `a` is not fully defined; afterwards
+    /// treat it as defined (one report per value).
+    fn check_value(&mut self, a: Atom, size: u64) {
+        let v = self.sh(a);
+        if is_zero(v) || !self.cfg.undef_errors {
+            return;
+        }
+        let t = self.ty(a);
+        let m = self.pcast64(v, t);
+        let cond = self.bin(Binop::CmpNE(Ty::I64), m, Atom::u64(0));
+        self.call(self.h.value_error, vec![Atom::u64(size), Atom::u64(self.pc)], Some(cond), false);
+        if let Atom::Tmp(t) = a {
+            self.shadow[t.0 as usize] = Some(zero(self.out.temp_ty(t)));
+        }
+    }
+
+    fn check_cond(&mut self, g: Atom) {
+        let v = self.sh(g);
+        if is_zero(v) || !self.cfg.undef_errors {
+            return;
+        }
+        self.call(self.h.cond_error, vec![Atom::u64(self.pc)], Some(v), false);
+        if let Atom::Tmp(t) = g {
+            self.shadow[t.0 as usize] = Some(Atom::bool(false));
+        }
+    }
+
+    fn stmt(&mut self, s: Stmt) {
+        match &s {
+            Stmt::IMark { addr, .. } => self.pc = *addr,
+            Stmt::WrTmp { dst, e } => {
+                let ty = self.out.temp_ty(*dst);
+                let v = self.expr(e, ty);
+                self.shadow[dst.0 as usize] = Some(v);
+            }
+            Stmt::Put { off, val } => {
+                let ss = self.cfg.state_size;
+                if *off < ss {
+                    if *off == self.cfg.sp_offset {
+                        let old = self.emit(Expr::Get { off: *off, ty: Ty::I64 });
+                        self.call(self.h.sp_change, vec![old, *val], None, false);
+                    }
+                    let v = self.sh(*val);
+                    self.out.stmts.push(Stmt::Put { off: off + ss, val: v });
+                }
+            }
+            Stmt::Store { addr, val } => {
+                self.check_value(*addr, 8);
+                let (v, ty) = (self.sh(*val), self.ty(*val));
+                self.store(*addr, v, ty, None);
+            }
+            Stmt::Exit { guard, .. } => self.check_cond(*guard),
+            Stmt::Cas { addr, expected, .. } => {
+                self.check_value(*addr, 8);
+                let ty = self.ty(*expected);
+                let v = self.load(*addr, ty);
+                if let Stmt::Cas { old, .. } = &s {
+                    self.shadow[old.0 as usize] = Some(v);
+                }
+            }
+            Stmt::Dirty(d) => self.dirty_pre(d),
+            Stmt::Fence(_) | Stmt::NoOp => {}
+        }
+        let post = match &s {
+            Stmt::Cas { addr, expected, new, old } => Some((*addr, *expected, *new, *old)),
+            _ => None,
+        };
+        let dirty = match &s {
+            Stmt::Dirty(d) => Some((**d).clone()),
+            _ => None,
+        };
+        self.out.stmts.push(s);
+        if let Some((addr, expected, new, old)) = post {
+            // The store happened iff the old value equalled the expected one.
+            let ty = self.ty(expected);
+            let ok = if ty == Ty::I128 {
+                let (ol, oh) = (self.un(Unop::Trunc(Ty::I128, Ty::I64), Atom::Tmp(old)), self.un(Unop::Hi(Ty::I128), Atom::Tmp(old)));
+                let (el, eh) = (self.un(Unop::Trunc(Ty::I128, Ty::I64), expected), self.un(Unop::Hi(Ty::I128), expected));
+                let dl = self.bin(Binop::Xor(Ty::I64), ol, el);
+                let dh = self.bin(Binop::Xor(Ty::I64), oh, eh);
+                let d = self.bin(Binop::Or(Ty::I64), dl, dh);
+                self.bin(Binop::CmpEQ(Ty::I64), d, Atom::u64(0))
+            } else {
+                self.bin(Binop::CmpEQ(ty), Atom::Tmp(old), expected)
+            };
+            let vn = self.sh(new);
+            self.store(addr, vn, ty, Some(ok));
+        }
+        if let Some(d) = dirty {
+            self.dirty_post(&d);
+        }
+    }
+
+    /// The pessimistic undefinedness of everything a dirty helper reads, as an I64.
+    fn dirty_inputs(&mut self, d: &Dirty) -> Atom {
+        let mut vs: Vec<(Atom, Ty)> = d.args.iter().map(|a| (self.sh(*a), self.ty(*a))).collect();
+        let ss = self.cfg.state_size;
+        for &(off, len) in &d.reads_state {
+            if off >= ss {
+                continue;
+            }
+            let mut o = off;
+            while o < off + len {
+                let n = [8u32, 4, 2, 1].into_iter().find(|&n| o + n <= off + len).unwrap_or(1);
+                let t = Ty::int_of_bytes(n);
+                let g = self.emit(Expr::Get { off: o + ss, ty: t });
+                vs.push((g, t));
+                o += n;
+            }
+        }
+        if let Some((addr, len)) = d.reads_mem {
+            let m = self.call(self.h.mem_vbits, vec![addr, Atom::u64(len as u64)], None, true).expect("dst");
+            vs.push((m, Ty::I64));
+        }
+        self.lazy(&vs, Ty::I64)
+    }
+
+    fn dirty_pre(&mut self, d: &Dirty) {
+        if let Some(g) = d.guard {
+            self.check_cond(g);
+        }
+        if let Some((addr, _)) = d.reads_mem {
+            self.check_value(addr, 8);
+        }
+        if let Some((addr, _)) = d.writes_mem {
+            self.check_value(addr, 8);
+        }
+    }
+
+    fn dirty_post(&mut self, d: &Dirty) {
+        if d.dst.is_none() && d.writes_state.is_empty() && d.writes_mem.is_none() {
+            return;
+        }
+        let m = self.dirty_inputs(d);
+        if let Some(dst) = d.dst {
+            let t = self.out.temp_ty(dst);
+            let v = self.widen_or_zero(m, t);
+            self.shadow[dst.0 as usize] = Some(v);
+        }
+        let ss = self.cfg.state_size;
+        for &(off, len) in &d.writes_state {
+            if off >= ss {
+                continue;
+            }
+            let mut o = off;
+            while o < off + len {
+                let n = [8u32, 4, 2, 1].into_iter().find(|&n| o + n <= off + len).unwrap_or(1);
+                let t = Ty::int_of_bytes(n);
+                let mut v = self.widen_or_zero(m, t);
+                if let Some(g) = d.guard {
+                    let old = self.emit(Expr::Get { off: o + ss, ty: t });
+                    v = self.emit(Expr::Ite { cond: g, t: v, f: old });
+                }
+                self.out.stmts.push(Stmt::Put { off: o + ss, val: v });
+                o += n;
+            }
+        }
+        if let Some((addr, len)) = d.writes_mem {
+            self.call(self.h.mem_set, vec![addr, Atom::u64(len as u64), m], d.guard, false);
+        }
+    }
+
+    fn widen_or_zero(&mut self, m: Atom, t: Ty) -> Atom {
+        if is_zero(m) { zero(t) } else { self.widen(m, t) }
+    }
+}
+
+/// Instrument `sb` for memcheck.
+pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
+    let mut out = Superblock::new(sb.pc_offset);
+    out.temps = sb.temps.clone();
+    out.next = sb.next;
+    out.jump = sb.jump;
+    let n = sb.temps.len();
+    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0 };
+    for s in sb.stmts {
+        m.stmt(s);
+    }
+    // The block's destination is an address: check it as Valgrind does for indirect jumps.
+    if let Atom::Tmp(_) = sb.next {
+        m.check_value(sb.next, 8);
+    }
+    m.out
+}

@@ -1,7 +1,11 @@
 /* The README's demo guest: an ASCII Mandelbrot set, a prime count and a CRC, so a run under
- * the tool shows floating point, integer loops and table lookups working. */
+ * the tool shows floating point, integer loops and table lookups working. It has one bug for
+ * memcheck to find: the table of prime counts per 20000 numbers is allocated one entry short,
+ * so the last count is written just past the block (harmless natively: the allocator rounds
+ * the block up, and the output does not depend on it). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int main(void)
 {
@@ -24,6 +28,7 @@ int main(void)
         puts(line);
     }
     int primes = 0;
+    int *per_block = malloc(9 * sizeof(int)); /* BUG: 10 blocks of 20000 numbers */
     for (int n = 2; n < 200000; n++) {
         int prime = 1;
         for (int d = 2; d * d <= n; d++)
@@ -32,7 +37,11 @@ int main(void)
                 break;
             }
         primes += prime;
+        if (n % 20000 == 19999)
+            per_block[n / 20000] = primes; /* DEMO-OVERRUN: n / 20000 reaches 9 */
     }
+    printf("primes below 100000: %d\n", per_block[4]);
+    free(per_block);
     uint32_t crc = 0xffffffffu;
     for (uint32_t i = 0; i < 1000000; i++) {
         crc ^= i & 0xff;

@@ -195,8 +195,16 @@ fn forms() -> Vec<Form> {
         v.push(f(format!("Roundss_xmm_xmmm32_imm8 xmm1 xmm2 {imm}")));
         v.push(f(format!("Roundsd_xmm_xmmm64_imm8 xmm1 m {imm}")));
     }
+    v.push(f("Cvtps2dq_xmm_xmmm128 xmm1 xmm2"));
+    v.push(f("Cvtps2dq_xmm_xmmm128 xmm1 m"));
+    v.push(f("Cvtpd2dq_xmm_xmmm128 xmm3 xmm4"));
+    v.push(f("Cvtpd2dq_xmm_xmmm128 xmm3 m+16"));
     // Rounding from MXCSR: set RC to each mode, round, restore.
     for rc in 0..4u32 {
+        v.push(f(format!(
+            "Stmxcsr_m32 m+64; Mov_rm32_imm32 m+68 {}; Ldmxcsr_m32 m+68; Cvtps2dq_xmm_xmmm128 xmm1 xmm2; Cvtpd2dq_xmm_xmmm128 xmm3 xmm4; VEX_Vcvtps2dq_ymm_ymmm256 ymm5 ymm6; VEX_Vcvtpd2dq_xmm_ymmm256 xmm7 ymm8; Ldmxcsr_m32 m+64; And_rm32_imm8 m+64 -64",
+            0x1f80 | rc << 13
+        )));
         v.push(f(format!(
             "Stmxcsr_m32 m+64; Mov_rm32_imm32 m+68 {}; Ldmxcsr_m32 m+68; Roundpd_xmm_xmmm128_imm8 xmm1 xmm2 4; Roundss_xmm_xmmm32_imm8 xmm3 xmm4 12; Ldmxcsr_m32 m+64; And_rm32_imm8 m+64 -64",
             0x1f80 | rc << 13

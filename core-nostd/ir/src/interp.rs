@@ -10,13 +10,13 @@
 //! - Shifts by an amount >= the width: `Shl`/`Shr` give 0, `Sar` fills with the sign bit.
 //!   Front ends mask amounts, so this is undefined behaviour for them to rely on.
 //! - `DivModU`/`DivModS` with a zero divisor or a quotient that does not fit the narrow type
-//!   *fault*: the run stops before the statement and returns (the program counter read from the
-//!   guest state at `Superblock::pc_offset`, [`JumpKind::SigFpeIntDiv`]). This is the contract
-//!   the back end meets by executing the host's `div`/`idiv`, which traps on exactly these
-//!   inputs, and the core by reporting the guest's SIGFPE at the pc in the guest state. So a
-//!   front end needs no check of its own, but must `Put` the faulting instruction's address to
-//!   the pc before the division (the optimiser keeps such a `Put`: divisions observe the pc).
-//!   A division whose result is unused may be removed, and its fault with it (as for loads).
+//!   *fault*: the run stops before the statement, the pc of the faulting instruction (the last
+//!   `IMark` passed; without one, the pc already in the guest state) is written to the guest
+//!   state and returned with [`JumpKind::SigFpeIntDiv`]. This is the contract the back end
+//!   meets by executing the host's `div`/`idiv`, which traps on exactly these inputs, and the
+//!   core by mapping the trapping host instruction back to its guest instruction. So a front
+//!   end needs no check of its own. A division whose result is unused may be removed, and its
+//!   fault with it (as for loads).
 //!   Remainders have the dividend's sign (x86 `idiv`).
 //! - `Clz`/`Ctz` of 0 give the width (undefined for front ends).
 //! - `MinF`/`MaxF` and the packed forms follow SSE: `min(a, b) = if a < b { a } else { b }`,
@@ -80,9 +80,11 @@ pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, Jum
     let mut tmp: Vec<u128> = vec![0; sb.temps.len()];
     // High halves of V256 temps: (temp, bits 128..255).
     let mut hi256: Vec<(Temp, u128)> = Vec::new();
+    let mut insn_pc: Option<u64> = None;
     for s in &sb.stmts {
         match s {
-            Stmt::IMark { .. } | Stmt::NoOp | Stmt::Fence(_) => {}
+            Stmt::IMark { addr, .. } => insn_pc = Some(*addr),
+            Stmt::NoOp | Stmt::Fence(_) => {}
             Stmt::Put { off, val } => {
                 let ty = sb.atom_ty(*val);
                 let v = atom(&tmp, *val);
@@ -98,7 +100,9 @@ pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, Jum
                 if let Expr::Binop { op, a, b } = e
                     && div_faults(*op, atom(&tmp, *a), atom(&tmp, *b))
                 {
-                    return (get(state, sb.pc_offset, Ty::I64) as u64, JumpKind::SigFpeIntDiv);
+                    let pc = insn_pc.unwrap_or(get(state, sb.pc_offset, Ty::I64) as u64);
+                    put(state, sb.pc_offset, Ty::I64, pc as u128);
+                    return (pc, JumpKind::SigFpeIntDiv);
                 }
                 let v = match e {
                     Expr::Binop { op: Binop::V128HLtoV256, a, b } => {

@@ -202,7 +202,8 @@ const SHIFTS: &[(M, VecOp)] = &[
 
 /// FMA3: (mnemonic, operand order 132/213/231, negation flags of `VecOp::Fma*` or 4 for
 /// fmaddsub (even lanes subtract z, odd lanes add it), 5 for fmsubadd, lane type).
-const FMA: &[(M, u16, u8, FmaTy)] = &{
+type FmaForm = (M, u16, u8, FmaTy);
+const FMA: &[FmaForm] = &{
     use FmaTy::*;
     [
         (M::Vfmadd132ps, 132, 0, Ps),
@@ -417,6 +418,44 @@ impl Lifter {
                 }
                 self.ptest_flags_of(&ands, &andns);
                 Some(Outcome::Next)
+            }
+            M::Vtestps | M::Vtestpd => {
+                // ptest of the sign bits only.
+                let sign = vconst(if m == M::Vtestps { 0x8000_0000_8000_0000_8000_0000_8000_0000 } else { 1 << 127 | 1 << 63 });
+                let n = self.halves();
+                let (mut ands, mut andns) = (Vec::new(), Vec::new());
+                for h in 0..n {
+                    let d = self.vget(0, h);
+                    let s = self.vget(1, h);
+                    let a = self.sb.binop(Binop::Vec2(VecOp::And), d, s);
+                    ands.push(self.sb.binop(Binop::Vec2(VecOp::And), a, sign));
+                    let b = self.sb.binop(Binop::Vec2(VecOp::AndNot), d, s);
+                    andns.push(self.sb.binop(Binop::Vec2(VecOp::And), b, sign));
+                }
+                self.ptest_flags_of(&ands, &andns);
+                Some(Outcome::Next)
+            }
+            M::Vcvtps2dq => {
+                let rc = self.sb.get(OFF_SSEROUND, Ty::I64);
+                let imm = self.sb.binop(Binop::Shl(Ty::I64), rc, Atom::u8(8));
+                Some(self.vun(|l, a| l.cvt_rounded(false, a, imm)))
+            }
+            M::Vcvtpd2dq => {
+                let wide = self.ins.memory_size().size() == 32
+                    || (self.ins.op_kind(1) == OpKind::Register && self.ins.op_register(1).is_ymm());
+                let rc = self.sb.get(OFF_SSEROUND, Ty::I64);
+                let imm = self.sb.binop(Binop::Shl(Ty::I64), rc, Atom::u8(8));
+                let a = self.vget(1, 0);
+                let a = self.cvt_rounded(true, a, imm);
+                let r = if wide {
+                    let b = self.vget(1, 1);
+                    let b = self.cvt_rounded(true, b, imm);
+                    let (lo, hi) = (self.sb.unop(Unop::V128to64, a), self.sb.unop(Unop::V128to64, b));
+                    self.sb.binop(Binop::HiLo64toV128, hi, lo)
+                } else {
+                    a
+                };
+                self.vput(0, &[r])
             }
             M::Vpmovmskb | M::Vmovmskps | M::Vmovmskpd => self.vmovmsk(m),
             M::Vinsertf128 | M::Vinserti128 => {

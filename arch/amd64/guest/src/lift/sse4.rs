@@ -129,6 +129,11 @@ impl Lifter {
                 self.ptest_flags(d, s);
                 Some(Outcome::Next)
             }
+            M::Cvtps2dq | M::Cvtpd2dq => {
+                let rc = self.sb.get(OFF_SSEROUND, Ty::I64);
+                let imm = self.sb.binop(Binop::Shl(Ty::I64), rc, Atom::u8(8));
+                self.xform(|l, _, b| l.cvt_rounded(m == M::Cvtpd2dq, b, imm))
+            }
             M::Movddup => {
                 let lo = self.xsrc(1, Ty::I64)?;
                 let r = self.sb.binop(Binop::HiLo64toV128, lo, lo);
@@ -274,6 +279,13 @@ impl Lifter {
         let lo = self.sb.ccall(h::vec128_callee(), Ty::I64, vec![Atom::u64(op as u64), alo, ahi, blo, bhi, imm]);
         let hi = self.sb.ccall(h::vec128_callee(), Ty::I64, vec![Atom::u64(op as u64), alo, ahi, blo, bhi, imm_hi]);
         self.sb.binop(Binop::HiLo64toV128, hi, lo)
+    }
+
+    /// cvtps2dq/cvtpd2dq: round the lanes in the MXCSR mode (`imm` = the mode << 8, I64),
+    /// then convert exactly by truncation (out of range and NaN give the integer indefinite).
+    pub(super) fn cvt_rounded(&mut self, pd: bool, v: Atom, imm: Atom) -> Atom {
+        let r = self.vh(if pd { V128Op::Roundpd } else { V128Op::Roundps }, v, v, imm);
+        self.sb.unop(Unop::Vec1(if pd { VecOp::F64toI32STruncx2 } else { VecOp::F32toI32STruncx4 }), r)
     }
 
     /// Bit select: `mask ? x : y` per bit.

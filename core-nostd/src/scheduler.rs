@@ -426,8 +426,11 @@ fn syscall<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, st: &mut [u8]
         }
         SyscallOutcome::SigReturn => {
             let readable = |a: u64, l: u64| crate::aspace::is_client_readable(a, l);
+            let frame_sp = G::sp(st);
             match G::pop_signal_frame(st, &readable) {
                 Some(r) => {
+                    let restored_sp = G::sp(st);
+                    crate::tool::mem_events().inspect(|ev| ev.die_mem_stack_signal(frame_sp, restored_sp));
                     let t = threads::current();
                     t.mask = r.mask & !UNBLOCKABLE;
                     if r.altstack.1 & SS_DISABLE != 0 || r.altstack.2 != 0 {
@@ -618,6 +621,8 @@ fn push_frame<G: GuestArch>(st: &mut [u8], sig: i32, info: [u8; crate::arch::SIG
     };
     // SAFETY: [frame_sp - SIGFRAME_MAX, frame_sp) is writable client memory (checked above).
     unsafe { G::push_signal_frame(st, &d) };
+    let handler_sp = G::sp(st);
+    crate::tool::mem_events().inspect(|ev| ev.new_mem_stack_signal(handler_sp, frame_sp - handler_sp));
     t.mask |= act.mask | if act.flags & signals::SA_NODEFER != 0 { 0 } else { bit(sig) };
     t.mask &= !UNBLOCKABLE;
     if use_alt && ss_flags & SS_AUTODISARM != 0 {

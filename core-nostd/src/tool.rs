@@ -66,6 +66,12 @@ pub trait MemEvents: Sync {
     fn new_mem_brk(&self, _addr: u64, _len: u64) {}
     /// The break shrank, releasing `[addr, addr+len)`.
     fn die_mem_brk(&self, _addr: u64, _len: u64) {}
+    /// The core wrote a signal frame over `[sp, sp+len)` and enters the handler with its stack
+    /// pointer at `sp`.
+    fn new_mem_stack_signal(&self, _sp: u64, _len: u64) {}
+    /// rt_sigreturn popped the frame at stack pointer `frame_sp` and restored stack pointer
+    /// `restored_sp` (on another stack if the handler ran on the alternate one).
+    fn die_mem_stack_signal(&self, _frame_sp: u64, _restored_sp: u64) {}
 }
 
 static MEM_EVENTS: spin::Once<&'static dyn MemEvents> = spin::Once::new();

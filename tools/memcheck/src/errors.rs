@@ -39,6 +39,9 @@ pub enum McError {
     User { unaddressable: bool, addr: u64, desc: AddrDesc },
     /// realloc/malloc argument values that make no sense.
     Fishy { func: &'static str, arg: &'static str, value: i64 },
+    /// A string or memory function's source and destination overlap; `len` is shown when
+    /// the function takes a length (0: it does not).
+    Overlap { func: &'static str, dst: u64, src: u64, len: u64 },
 }
 
 impl ErrorDetails for McError {
@@ -54,6 +57,7 @@ impl ErrorDetails for McError {
             (McError::Mismatch { .. }, McError::Mismatch { .. }) => true,
             (McError::User { unaddressable: a, .. }, McError::User { unaddressable: b, .. }) => a == b,
             (McError::Fishy { func: a, arg: x, .. }, McError::Fishy { func: b, arg: y, .. }) => a == b && x == y,
+            (McError::Overlap { func: a, .. }, McError::Overlap { func: b, .. }) => a == b,
             _ => false,
         }
     }
@@ -81,6 +85,7 @@ pub struct Kinds {
     pub mismatch: ErrorKindId,
     pub fishy: ErrorKindId,
     pub user: ErrorKindId,
+    pub overlap: ErrorKindId,
 }
 
 const SIZES: [u32; 6] = [1, 2, 4, 8, 16, 32];
@@ -108,6 +113,7 @@ impl Kinds {
             mismatch: em.register_kind("Memcheck", "Free", "MismatchedFree"),
             fishy: em.register_kind("Memcheck", "FishyValue", "FishyValue"),
             user: em.register_kind("Memcheck", "User", "ClientCheck"),
+            overlap: em.register_kind("Memcheck", "Overlap", "Overlap"),
         }
     }
 
@@ -121,6 +127,7 @@ impl Kinds {
             McError::Mismatch { .. } => self.mismatch,
             McError::Fishy { .. } => self.fishy,
             McError::User { .. } => self.user,
+            McError::Overlap { .. } => self.overlap,
         }
     }
 }
@@ -143,6 +150,8 @@ pub fn headline(e: &McError) -> String {
         McError::Fishy { func, arg, value } => {
             format!("Argument '{arg}' of function {func} has a fishy (possibly negative) value: {value}")
         }
+        McError::Overlap { func, dst, src, len: 0 } => format!("Source and destination overlap in {func}(0x{dst:x}, 0x{src:x})"),
+        McError::Overlap { func, dst, src, len } => format!("Source and destination overlap in {func}(0x{dst:x}, 0x{src:x}, {len})"),
     }
 }
 
@@ -210,6 +219,14 @@ mod tests {
     fn wording_matches_valgrind() {
         assert_eq!(headline(&McError::Addr { write: true, size: 4, addr: 0, desc: AddrDesc::Unknown }), "Invalid write of size 4");
         assert_eq!(headline(&McError::Cond), "Conditional jump or move depends on uninitialised value(s)");
+        assert_eq!(
+            headline(&McError::Overlap { func: "memcpy", dst: 0x1ffefffe61, src: 0x1ffefffe60, len: 10 }),
+            "Source and destination overlap in memcpy(0x1ffefffe61, 0x1ffefffe60, 10)"
+        );
+        assert_eq!(
+            headline(&McError::Overlap { func: "strcpy", dst: 0x11, src: 0x10, len: 0 }),
+            "Source and destination overlap in strcpy(0x11, 0x10)"
+        );
         assert_eq!(
             headline(&McError::Param { call: "write(buf)".into(), unaddressable: false, addr: 0, desc: AddrDesc::Unknown }),
             "Syscall param write(buf) points to uninitialised byte(s)"

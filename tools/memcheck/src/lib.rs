@@ -8,6 +8,7 @@
 //! - [`errors`]: error kinds, wording and recording (`mc_errors`);
 //! - [`malloc`]: the replaced allocator and its blocks (`mc_malloc_wrappers`);
 //! - [`leak`]: the leak checker (`mc_leakcheck`);
+//! - [`strmem`]: the string and memory function replacements (`mc_replace_strmem`);
 //! - [`clientreq`]: the `memcheck.h` client requests.
 //!
 //! This file holds the run's state, the helpers generated code calls, the memory events the
@@ -22,6 +23,7 @@ pub mod errors;
 pub mod leak;
 pub mod malloc;
 pub mod shadow;
+pub mod strmem;
 pub mod translate;
 
 use alloc::format;
@@ -39,6 +41,7 @@ use vg_core::tool::{MemEvents, OptionResult, StateLayout, Tool};
 use errors::{AddrDesc, Kinds, McError};
 use malloc::{AllocKind, Heap, HeapOptions, REPLACED, STUB_BASE, STUB_FRAME, STUB_SIZE};
 use shadow::ShadowMem;
+use strmem::StrMem;
 
 /// The amd64 stack red zone: memory up to this far below the stack pointer stays addressable.
 const REDZONE: u64 = 128;
@@ -91,6 +94,8 @@ pub struct State {
     pub opts: McOptions,
     /// The page holding the replacement stubs (0 until mapped).
     pub stub_page: u64,
+    /// The string and memory function replacements.
+    pub strmem: StrMem,
 }
 
 struct Global(UnsafeCell<Option<State>>);
@@ -136,18 +141,25 @@ fn frames_of(ips: &[u64]) -> Vec<FrameDesc> {
     let page = st().stub_page;
     let mut out = Vec::new();
     let mut k = 0;
-    while k < ips.len() && page != 0 && ips[k] >= page && ips[k] < page + 4096 {
-        let r = &REPLACED[((ips[k] - page) / STUB_SIZE) as usize % REPLACED.len()];
-        out.push(FrameDesc {
-            ip: ips[k],
-            func: Some(String::from(r.display)),
-            mangled: Some(String::from(r.name)),
-            obj: None,
-            dir: None,
-            file: Some(String::from("vg_replace_malloc.c")),
-            line: Some(r.line),
-            inlined: false,
-        });
+    let frame = |ip: u64, func: &str, file: &str, line: u32| FrameDesc {
+        ip,
+        func: Some(String::from(func)),
+        mangled: Some(String::from(func)),
+        obj: None,
+        dir: None,
+        file: Some(String::from(file)),
+        line: Some(line),
+        inlined: false,
+    };
+    while k < ips.len() {
+        if page != 0 && ips[k] >= page && ips[k] < page + 4096 {
+            let r = &REPLACED[((ips[k] - page) / STUB_SIZE) as usize % REPLACED.len()];
+            out.push(FrameDesc { mangled: Some(String::from(r.name)), ..frame(ips[k], r.display, "vg_replace_malloc.c", r.line) });
+        } else if let Some((name, line)) = strmem::frame_name(&st().strmem, ips[k]) {
+            out.push(frame(ips[k], &name, "vg_replace_strmem.c", line));
+        } else {
+            break;
+        }
         k += 1;
     }
     out.extend(vg_core::stacks::describe_ips(&ips[k..]));
@@ -206,7 +218,8 @@ fn exit_now() -> ! {
 }
 
 fn report_here(e: McError, pc: u64) {
-    let ips = vg_core::stacks::trace_ips(regs_at(pc));
+    // The replacements keep no frame: their caller's return address is on top of the stack.
+    let ips = if st().strmem.replacement_at(pc).is_some() { replacement_ips(pc, 0) } else { vg_core::stacks::trace_ips(regs_at(pc)) };
     report(e, &ips);
 }
 
@@ -347,17 +360,34 @@ fn helpers() -> translate::Helpers {
 struct Events;
 
 const PROT_RWX: u32 = 7;
+const PROT_EXEC: u32 = 4;
+
+/// Finds the replaced string functions of the file mapped executable at `addr`, if any.
+fn scan_code_at(addr: u64) {
+    let file = vg_core::aspace::aspace()
+        .segments()
+        .iter()
+        .find(|g| (g.start..g.end).contains(&addr) && matches!(g.kind, vg_core::aspace::SegKind::Client(_)))
+        .and_then(|g| Some((g.name.clone().filter(|n| n.starts_with('/'))?, g.start, g.offset)));
+    let Some((path, start, offset)) = file else { return };
+    if let Some(bytes) = vg_core::debuginfo::FileReader::read_file(&mut vg_core::stacks::SysFileReader, &path) {
+        st().strmem.scan_object(&bytes, start, offset);
+    }
+}
 
 impl MemEvents for Events {
+    /// A new mapping is defined whatever its protection, as in Valgrind: access rights are the
+    /// hardware's business, and a `PROT_NONE` reservation (a thread's stack, say) is often made
+    /// accessible later by `mprotect`.
     fn new_mem_mmap(&self, addr: u64, len: u64, prot: u32) {
-        if prot & PROT_RWX != 0 {
-            st().shadow.make_defined(addr, len);
-        } else {
-            st().shadow.make_noaccess(addr, len);
+        st().shadow.make_defined(addr, len);
+        if prot & PROT_EXEC != 0 {
+            scan_code_at(addr);
         }
     }
     fn die_mem_munmap(&self, addr: u64, len: u64) {
         st().shadow.make_noaccess(addr, len);
+        st().strmem.forget(addr, len);
     }
     fn copy_mem_mremap(&self, from: u64, to: u64, len: u64, new_len: u64) {
         let s = &mut st().shadow;
@@ -377,6 +407,19 @@ impl MemEvents for Events {
     fn die_mem_brk(&self, addr: u64, len: u64) {
         st().shadow.make_noaccess(addr, len);
     }
+    /// The frame is written (defined); the handler's red zone below it is addressable.
+    fn new_mem_stack_signal(&self, sp: u64, len: u64) {
+        let s = &mut st().shadow;
+        s.make_undefined(sp.wrapping_sub(REDZONE), REDZONE);
+        s.make_defined(sp, len);
+    }
+    /// On the same stack the frame and the handler's red zone die; a handler that ran on the
+    /// alternate stack leaves it as it was (where that stack ends is not known here).
+    fn die_mem_stack_signal(&self, frame_sp: u64, restored_sp: u64) {
+        if restored_sp > frame_sp && restored_sp - frame_sp <= STACK_SWITCH {
+            st().shadow.make_noaccess(frame_sp.wrapping_sub(REDZONE), restored_sp - frame_sp);
+        }
+    }
 }
 
 static EVENTS: Events = Events;
@@ -385,11 +428,14 @@ struct Observer;
 
 impl vg_linux::observer::SyscallObserver for Observer {
     fn pre_mem_read(&self, syscall: &str, param: &str, addr: u64, len: u64) {
-        if let Some((bad, addressable)) = st().shadow.first_undefined(addr, len) {
-            let desc = describe_addr(bad);
-            let e = McError::Param { call: format!("{syscall}({param})"), unaddressable: !addressable, addr: bad, desc };
-            report_here(e, current_pc());
+        // Structures with padding are checked field by field, with Valgrind's names.
+        if let Some((_, _, fields)) = PADDED.iter().find(|(c, p, f)| *c == syscall && *p == param && f.last().is_some_and(|l| l.0 + l.1 == len)) {
+            for (off, n, name) in *fields {
+                check_param(format!("{syscall}({param}->{name})"), addr + off, *n);
+            }
+            return;
         }
+        check_param(format!("{syscall}({param})"), addr, len);
     }
     fn post_mem_write(&self, _syscall: &str, _param: &str, addr: u64, len: u64) {
         st().shadow.make_defined(addr, len);
@@ -397,6 +443,18 @@ impl vg_linux::observer::SyscallObserver for Observer {
 }
 
 static OBSERVER: Observer = Observer;
+
+/// System-call structures whose padding the kernel never reads: (call, parameter, fields as
+/// (offset, size, name)). The OS layer describes such a parameter as one range.
+const PADDED: &[(&str, &str, &[(u64, u64, &str)])] =
+    &[("sigaltstack", "ss", &[(0, 8, "ss_sp"), (8, 4, "ss_flags"), (16, 8, "ss_size")])];
+
+fn check_param(call: String, addr: u64, len: u64) {
+    if let Some((bad, addressable)) = st().shadow.first_undefined(addr, len) {
+        let desc = describe_addr(bad);
+        report_here(McError::Param { call, unaddressable: !addressable, addr: bad, desc }, current_pc());
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Start-up: the client's initial memory and the replacement stubs.
@@ -423,13 +481,39 @@ fn start_up() {
         .filter(|g| matches!(g.kind, vg_core::aspace::SegKind::Client(_)) && g.prot & PROT_RWX != 0)
         .map(|g| (g.start, g.end, (g.start..g.end).contains(&sp), g.prot & 2 != 0))
         .collect();
-    for (start, end, stack, _) in segs {
-        s.shadow.make_defined(start, end - start);
-        if stack && sp > start + REDZONE {
-            s.shadow.make_noaccess(start, (sp - REDZONE).min(end) - start);
+    for (start, end, stack, _) in &segs {
+        s.shadow.make_defined(*start, end - start);
+        if *stack && sp > start + REDZONE {
+            s.shadow.make_noaccess(*start, (sp - REDZONE).min(*end) - start);
         }
     }
     install_stubs();
+    install_strmem();
+    let code: Vec<u64> = vg_core::aspace::aspace()
+        .segments()
+        .iter()
+        .filter(|g| matches!(g.kind, vg_core::aspace::SegKind::Client(_)) && g.prot & PROT_EXEC != 0)
+        .map(|g| g.start)
+        .collect();
+    for a in code {
+        scan_code_at(a);
+    }
+}
+
+/// Copies the string function replacements into the client.
+fn install_strmem() {
+    const PROT_RW: u32 = 3;
+    const MAP_PRIVATE_ANON: u32 = 0x22;
+    let code = strmem::code();
+    let len = (code.len() as u64).next_multiple_of(4096);
+    let Ok(at) = vg_core::aspace::map_client(len, 0, false, vg_core::aspace::ADDR_TOP, PROT_RW, MAP_PRIVATE_ANON, -1, 0) else {
+        vg_core::umsg!("memcheck: cannot map the string function replacements; they are not replaced");
+        return;
+    };
+    // SAFETY: the mapping was just made read-write, `len` >= code.len() bytes.
+    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len()) };
+    st().shadow.make_defined(at, len);
+    st().strmem = StrMem::new(at);
 }
 
 fn install_stubs() {
@@ -464,13 +548,14 @@ fn install_stubs() {
 // ---------------------------------------------------------------------------------------------
 // The replaced allocator.
 
-/// The allocation stack of a call to a stub: the stub, then its caller's stack.
-fn stub_call_ips(stub: u64) -> Vec<u64> {
+/// The stack of a call to a stub or replacement at `pc` that has `frame` bytes of stack in
+/// use: `pc`, then its caller's stack.
+fn replacement_ips(pc: u64, frame: u64) -> Vec<u64> {
     let r = regs_at(0);
-    let caller_sp = r.sp + STUB_FRAME;
+    let caller_sp = r.sp + frame;
     // SAFETY: the stub's own frame; read only if the manager says it is client memory.
     let ret = vg_core::aspace::is_client_readable(caller_sp, 8).then(|| unsafe { core::ptr::read_unaligned(caller_sp as *const u64) });
-    let mut ips = alloc::vec![stub];
+    let mut ips = alloc::vec![pc];
     if let Some(ret) = ret {
         let max = vg_core::reportopts::get().stack.num_callers.saturating_sub(1);
         let mut rest = vg_core::stacks::trace_ips(UnwindRegs { pc: ret - 1, sp: caller_sp + 8, fp: r.fp });
@@ -534,7 +619,7 @@ fn fishy(func: &'static str, arg: &'static str, v: u64, ips: &[u64]) -> bool {
 /// Service a call to replaced function `idx` with arguments `a`.
 fn heap_call(idx: usize, a: &[u64; 6]) -> u64 {
     let r = &REPLACED[idx];
-    let ips = stub_call_ips(st().stub_page + idx as u64 * STUB_SIZE);
+    let ips = replacement_ips(st().stub_page + idx as u64 * STUB_SIZE, STUB_FRAME);
     let kind_new = if r.name.starts_with("_Znw") { AllocKind::New } else { AllocKind::NewArray };
     match r.name {
         "malloc" => {
@@ -590,6 +675,14 @@ fn heap_call(idx: usize, a: &[u64; 6]) -> u64 {
         "malloc_usable_size" => st().heap.live.get(&a[1]).map_or(0, |b| b.size),
         _ => 0,
     }
+}
+
+/// A replacement found its source and destination overlapping: `a` is (code, replacement
+/// entry, destination, source, length or 0).
+fn overlap(a: &[u64; 6]) {
+    let Some(r) = st().strmem.replacement_at(a[1]) else { return };
+    let ips = replacement_ips(a[1], strmem::OVERLAP_FRAME);
+    report(McError::Overlap { func: r.name, dst: a[2], src: a[3], len: a[4] }, &ips);
 }
 
 fn realloc(p: u64, size: u64, ips: &[u64]) -> u64 {
@@ -701,7 +794,10 @@ impl Tool for Memcheck {
     fn post_options(&mut self) {
         let ropts = vg_core::reportopts::get();
         let mut em = ErrorManager::new(ropts.error_options());
-        for file in &ropts.suppressions {
+        // Valgrind's default suppressions (the installed Valgrind's file) come first, as they do
+        // in Valgrind.
+        let default = DEFAULT_SUPP.iter().find(|f| vg_core::syscall::stat(f).is_ok()).map(|f| String::from(*f));
+        for file in default.iter().chain(ropts.suppressions.iter()) {
             if let Some(bytes) = vg_core::debuginfo::FileReader::read_file(&mut vg_core::stacks::SysFileReader, file)
                 && let Ok(supps) = vg_core::errors::parse_suppressions(&String::from_utf8_lossy(&bytes), file)
             {
@@ -717,6 +813,7 @@ impl Tool for Memcheck {
             ectx: ExeContextTable::new(),
             opts: self.opts,
             stub_page: 0,
+            strmem: StrMem::default(),
         };
         // SAFETY: before the guest starts; nothing else uses the state yet.
         unsafe { *STATE.0.get() = Some(state) };
@@ -729,6 +826,8 @@ impl Tool for Memcheck {
             self.started = true;
             start_up();
         }
+        let mut sb = sb;
+        st().strmem.redirect(&mut sb);
         let cfg = translate::Config {
             state_size: layout.state_size,
             sp_offset: Amd64::SP_OFFSET,
@@ -746,6 +845,10 @@ impl Tool for Memcheck {
         let code = args[0];
         if (STUB_BASE..STUB_BASE + REPLACED.len() as u64).contains(&code) {
             return Some(heap_call((code - STUB_BASE) as usize, args));
+        }
+        if code == strmem::OVERLAP_REQ {
+            overlap(args);
+            return Some(0);
         }
         clientreq::handle(args)
     }
@@ -784,6 +887,9 @@ impl Tool for Memcheck {
     }
 }
 
+/// Where the installed Valgrind keeps its default suppressions.
+const DEFAULT_SUPP: &[&str] = &["/usr/libexec/valgrind/default.supp", "/usr/lib/x86_64-linux-gnu/valgrind/default.supp"];
+
 /// A count with thousands separators, as Valgrind prints them.
 pub fn commas(n: u64) -> String {
     let d = format!("{n}");
@@ -820,5 +926,17 @@ mod tests {
         assert_eq!(m.process_option("--nonsense=1"), OptionResult::Unknown);
         assert_eq!(m.process_option("--malloc-fill=0xAB"), OptionResult::Taken);
         assert_eq!(m.opts.malloc_fill, Some(0xab));
+    }
+}
+
+#[cfg(test)]
+mod supp_tests {
+    extern crate std;
+
+    #[test]
+    fn installed_default_suppressions_parse() {
+        let Some(text) = super::DEFAULT_SUPP.iter().find_map(|f| std::fs::read_to_string(f).ok()) else { return };
+        let supps = vg_core::errors::parse_suppressions(&text, "default.supp").expect("default.supp parses");
+        assert!(supps.len() > 50, "{}", supps.len());
     }
 }

@@ -46,8 +46,18 @@ fn assert_same(what: &str, native: &Outcome, tool: &Outcome) {
     assert_eq!(native.shell_status(), tool.shell_status(), "{what}: exit status\ntool stderr:\n{}", tool.stderr_str());
 }
 
+/// The python3 interpreter itself (`python3` on PATH may be a pyenv shell-script shim that
+/// execs it; without --trace-children the tool would then run only the shim).
+fn real_python() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import os, sys; print(os.path.realpath(sys.executable))"])
+        .output()
+        .expect("python3");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 fn same_as_native(prog: &str, args: &[&str]) {
-    let exe = which(prog);
+    let exe = if prog == "python3" { real_python() } else { which(prog) };
     let native = run_native(&exe, args, b"");
     let tool = run_tool(&["-q", "--tool=none"], &exe, args, b"");
     assert_same(&format!("{prog} {args:?}"), &native, &tool);

@@ -32,8 +32,21 @@ fn hash_callee() -> Callee {
     Callee { name: "smc_code_hash", addr: code_hash as extern "C" fn(u64, u64) -> u64 as usize }
 }
 
+/// Guest code ranges known never to change although they are not file-backed (a tool's own
+/// code pages in the client: replacement functions, stubs).
+static NEVER_CHANGES: spin::Mutex<Vec<(u64, u64)>> = spin::Mutex::new(Vec::new());
+
+/// Declare `[addr, addr+len)` code that never changes: no self-check for it in any mode but
+/// `all`.
+pub fn never_changes(addr: u64, len: u64) {
+    NEVER_CHANGES.lock().push((addr, len));
+}
+
 /// Whether code at `addr` must be checked under `mode`.
 pub fn needs_check(mode: SmcCheck, addr: u64) -> bool {
+    if mode != SmcCheck::All && NEVER_CHANGES.lock().iter().any(|&(a, l)| addr >= a && addr - a < l) {
+        return false;
+    }
     match mode {
         SmcCheck::None => false,
         SmcCheck::All => true,

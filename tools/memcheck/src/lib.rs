@@ -512,6 +512,7 @@ fn install_strmem() {
     };
     // SAFETY: the mapping was just made read-write, `len` >= code.len() bytes.
     unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len()) };
+    vg_core::smc::never_changes(at, len);
     st().shadow.make_defined(at, len);
     st().strmem = StrMem::new(at);
 }
@@ -541,6 +542,7 @@ fn install_stubs() {
             });
         }
     }
+    vg_core::smc::never_changes(page, 4096);
     st().stub_page = page;
     vg_core::redir::live::add_tool_specs(specs);
 }
@@ -861,6 +863,20 @@ impl Tool for Memcheck {
         let (bytes, blocks) = s.heap.in_use();
         let hs = s.heap.stats;
         let mut out = String::new();
+        if vg_core::log::verbosity() == 0 {
+            // -q: no summaries; the loss records of a full leak check are errors and still show.
+            if blocks != 0 && s.opts.leak_check == LeakCheck::Full {
+                let report = leak::check_and_report(s.opts.leak_check, s.opts.show_reachable);
+                let records = report.split("LEAK SUMMARY:").next().unwrap_or("");
+                if !records.trim().is_empty() {
+                    vg_core::log::user_lines(records);
+                }
+            }
+            if let Some(c) = st().em.exit_code() {
+                vg_core::syscall::exit_group(c);
+            }
+            return;
+        }
         out.push_str("HEAP SUMMARY:\n");
         out.push_str(&format!("    in use at exit: {} bytes in {} blocks\n", commas(bytes), commas(blocks)));
         out.push_str(&format!(

@@ -9,9 +9,13 @@ use syscalls::x86_64::Sysno as S;
 use vg_core::aspace::{CLIENT_MMAP_TOP, SegKind};
 
 static INIT: std::sync::Once = std::sync::Once::new();
+/// The tests share the process's address space and its manager: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn setup() {
+fn setup() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     INIT.call_once(|| aspace::init().unwrap());
+    guard
 }
 
 fn fs_of(state: &[u8]) -> u64 {
@@ -43,7 +47,7 @@ fn kind_at(addr: u64) -> SegKind {
 
 #[test]
 fn mmap_places_client_memory_in_the_client_area_and_munmap_frees_it() {
-    setup();
+    let _serial = setup();
     let mut st = [0u8; 8];
     let a = ret(sys(&mut st, S::mmap, [0, 0x3000, PROT_RW, ANON, u64::MAX, 0]));
     assert!(a < CLIENT_MMAP_TOP && a.is_multiple_of(4096), "{a:#x}");
@@ -60,7 +64,7 @@ fn mmap_places_client_memory_in_the_client_area_and_munmap_frees_it() {
 
 #[test]
 fn requests_that_hit_the_core_are_refused() {
-    setup();
+    let _serial = setup();
     let mut st = [0u8; 8];
     let code = aspace::page_down(requests_that_hit_the_core_are_refused as *const () as u64);
     let fixed = ANON | 0x10;
@@ -79,7 +83,7 @@ fn requests_that_hit_the_core_are_refused() {
 
 #[test]
 fn fixed_mmap_replaces_client_memory_and_mremap_grows_it() {
-    setup();
+    let _serial = setup();
     let mut st = [0u8; 8];
     let a = ret(sys(&mut st, S::mmap, [0, 0x2000, PROT_RW, ANON, u64::MAX, 0]));
     // SAFETY: mapped read-write just above.
@@ -101,7 +105,7 @@ fn fixed_mmap_replaces_client_memory_and_mremap_grows_it() {
 
 #[test]
 fn arch_prctl_works_on_the_guest_state() {
-    setup();
+    let _serial = setup();
     let mut st = [0u8; 8];
     assert_eq!(ret(sys(&mut st, S::arch_prctl, [0x1002, 0x1234_5000, 0, 0, 0, 0])), 0);
     assert_eq!(fs_of(&st), 0x1234_5000);
@@ -118,7 +122,7 @@ fn arch_prctl_works_on_the_guest_state() {
 
 #[test]
 fn signal_calls_are_emulated() {
-    setup();
+    let _serial = setup();
     let mut st = [0u8; 8];
     let page = ret(sys(&mut st, S::mmap, [0, 0x1000, PROT_RW, ANON, u64::MAX, 0]));
     let (act, oact, set) = (page, page + 64, page + 128);
@@ -176,7 +180,7 @@ static REC: Recorder = Recorder(spin::Mutex::new(std::vec::Vec::new()));
 
 #[test]
 fn the_observer_hears_pre_reads_and_post_writes() {
-    setup();
+    let _serial = setup();
     observer::set(&REC);
     let mut st = [0u8; 8];
     let page = ret(sys(&mut st, S::mmap, [0, 0x1000, PROT_RW, ANON, u64::MAX, 0]));

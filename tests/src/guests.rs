@@ -134,6 +134,8 @@ pub fn build(name: &str, variant: Variant) -> PathBuf {
         .arg(&src);
     if src.extension().is_some_and(|e| e == "S") {
         gcc.arg("-nostdlib");
+    } else {
+        gcc.arg("-lm");
     }
     let result = gcc.output().expect("run gcc (is it installed?)");
     assert!(

@@ -61,7 +61,8 @@ pub fn sh_ty(t: Ty) -> Ty {
 
 fn zero(t: Ty) -> Atom {
     match t {
-        Ty::V128 => Atom::Const(Const::V128(0)),
+        // V256 shadows are V128 unions (see the V128HLtoV256 rule).
+        Ty::V128 | Ty::V256 => Atom::Const(Const::V128(0)),
         Ty::I128 => Atom::Const(Const::I128(0)),
         t => Atom::Const(Const::int(sh_ty(t), 0)),
     }
@@ -301,6 +302,16 @@ impl Mce<'_> {
                 self.bin(op, va, vb)
             }
             Vec2(v) => self.vec2(v, a, b, va, vb),
+            // A V256 only ever carries the two factors of an FMA: its shadow is kept as the
+            // V128 union of both factors' shadows, which is all the FMA rule needs.
+            V128HLtoV256 => self.or(Ty::V128, va, vb),
+            // Each result lane is undefined if anything in that lane of a factor or the addend
+            // is (the pessimistic rule VEX's memcheck uses for fused multiply-add).
+            Fma(v) => {
+                let u = self.or(Ty::V128, va, vb);
+                let bits = if matches!(v, VecOp::Fma32Fx4(_)) { 32 } else { 64 };
+                self.pcast_lanes(u, bits)
+            }
             VecShift(_) => {
                 if is_zero(va) && is_zero(vb) {
                     return zero(Ty::V128);

@@ -9,7 +9,7 @@
 //! iced's block encoder for the snippet address. Operands: register names, `m` / `m+N` for
 //! `[r15 + N]` (r15 always points into the data buffer, rsp into its stack part), integers for
 //! immediates, `@k` for a branch to the k-th instruction, and `db XX YY` for raw bytes.
-//! Executors implement `vg_tests::native::Executor`.
+//! The executors and the comparison are `vg_tests::diff`'s.
 
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, Instruction, InstructionBlock, MemoryOperand,
@@ -18,79 +18,13 @@ use iced_x86::{
 use std::collections::HashMap;
 use vg_amd64_guest::state::*;
 use vg_amd64_guest::{flags, Amd64};
-use vg_amd64_host::{fast_index, Amd64Host};
-use vg_core::arch::{CodeSource, GuestArch, HostArch, LiftLimits, RunExit, StateLayout};
-use vg_core::codebuf::ExecMem;
-use vg_core::transtab::FastEntry;
+use vg_core::arch::{GuestArch, LiftLimits};
 use vg_ir::interp::{self, HostMemory};
-use vg_ir::opt::OptConfig;
 use vg_ir::JumpKind;
-use vg_tests::native::{CodePage, CpuState, Executor, Native};
+use vg_tests::diff::*;
+use vg_tests::native::{CodePage, CpuState};
 
 const TRIALS: usize = 50;
-const BUF_LEN: usize = 8192;
-/// r15 points here (data area [0, 4096)); rsp starts at STACK_TOP.
-const DATA_PTR: usize = 2048;
-const STACK_TOP: usize = 7168;
-const OSZACP: u64 = flags::OSZACP;
-const DF: u64 = 1 << 10;
-
-// ---------------------------------------------------------------- random inputs
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Integers that exercise carries, signs and zero as well as random bits.
-    fn int(&mut self) -> u64 {
-        const SPECIAL: [u64; 14] = [
-            0,
-            1,
-            u64::MAX,
-            0x7f,
-            0x80,
-            0xff,
-            0x7fff,
-            0x8000,
-            0xffff,
-            0x7fff_ffff,
-            0x8000_0000,
-            0xffff_ffff,
-            i64::MAX as u64,
-            i64::MIN as u64,
-        ];
-        let r = self.next();
-        match self.below(10) {
-            0..=3 => r,
-            4 => SPECIAL[self.below(SPECIAL.len() as u64) as usize],
-            5 => self.below(17),
-            6 => r & 0xff | (self.next() & !0xff),
-            7 => (self.below(5) as i64 - 2) as u64,
-            8 => (r as i8) as u64 | (self.next() << 8),
-            _ => (r as i32) as i64 as u64,
-        }
-    }
-    /// 64 bits of xmm lane: random bits or a "nice" double / pair of floats.
-    fn lane(&mut self) -> u64 {
-        match self.below(4) {
-            0 | 1 => self.next(),
-            2 => ((self.below(2001) as i64 - 1000) as f64 / 4.0).to_bits(),
-            _ => {
-                let a = (self.below(201) as i32 - 100) as f32 * 0.5;
-                let b = (self.below(201) as i32 - 100) as f32;
-                (a.to_bits() as u64) << 32 | b.to_bits() as u64
-            }
-        }
-    }
-}
 
 /// Fix-ups of the random state a form needs to be well defined (and not fault natively).
 #[derive(Clone, Copy, Debug)]
@@ -589,207 +523,7 @@ fn undefined_flags(code: &[u8], ip: u64) -> u64 {
     u
 }
 
-// ---------------------------------------------------------------- the interpreter executor
-
-/// Code in [start, end): the lifter sees nothing at or past `end`.
-struct Snippet {
-    start: u64,
-    end: u64,
-}
-impl CodeSource for Snippet {
-    fn code(&self, addr: u64, max: usize) -> &[u8] {
-        if addr < self.start || addr >= self.end {
-            return &[];
-        }
-        let n = max.min((self.end - addr) as usize);
-        // SAFETY: [start, end) is the snippet in the test's live code page.
-        unsafe { std::slice::from_raw_parts(addr as *const u8, n) }
-    }
-}
-
-/// Lift + IR interpreter, `max_insns` guest instructions per superblock.
-struct Interp {
-    max_insns: usize,
-}
-
-fn to_guest(cpu: &CpuState, pc: u64) -> Vec<u8> {
-    let mut s = Amd64State::default();
-    s.gpr = cpu.gpr;
-    s.rip = pc;
-    s.cc_op = flags::CC_COPY;
-    s.cc_dep1 = cpu.rflags & OSZACP;
-    s.dflag = if cpu.rflags & DF != 0 { u64::MAX } else { 1 };
-    for i in 0..16 {
-        s.ymm[i][0] = cpu.xmm[i] as u64;
-        s.ymm[i][1] = (cpu.xmm[i] >> 64) as u64;
-    }
-    let mut v = vec![0u8; 3 * STATE_SIZE as usize];
-    // SAFETY: Amd64State is repr(C) plain data.
-    let bytes = unsafe { std::slice::from_raw_parts(&s as *const Amd64State as *const u8, STATE_SIZE as usize) };
-    v[..STATE_SIZE as usize].copy_from_slice(bytes);
-    v
-}
-
-fn from_guest(st: &[u8], cpu: &mut CpuState) {
-    // SAFETY: `st` holds an Amd64State written by `to_guest` and the IR; read unaligned.
-    let s: Amd64State = unsafe { std::ptr::read_unaligned(st.as_ptr() as *const Amd64State) };
-    cpu.gpr = s.gpr;
-    let f = flags::calculate_rflags_all(s.cc_op, s.cc_dep1, s.cc_dep2, s.cc_ndep);
-    cpu.rflags = f | 0x202 | if s.dflag == 1 { 0 } else { DF };
-    for i in 0..16 {
-        cpu.xmm[i] = s.ymm[i][0] as u128 | (s.ymm[i][1] as u128) << 64;
-    }
-}
-
-impl Executor for Interp {
-    fn name(&self) -> String {
-        format!("interp(max_insns={})", self.max_insns)
-    }
-    fn run(&mut self, start: u64, end: u64, cpu: &mut CpuState) -> Result<(), String> {
-        let src = Snippet { start, end };
-        let mut st = to_guest(cpu, start);
-        let mut pc = start;
-        for _ in 0..100_000 {
-            if pc == end {
-                from_guest(&st, cpu);
-                return Ok(());
-            }
-            let sb = Amd64::lift(&src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
-            let (next, kind) = interp::run(&sb, &mut st, &mut HostMemory);
-            if next != end && !matches!(kind, JumpKind::Boring | JumpKind::Call | JumpKind::Ret) {
-                let bytes = src.code(next, 10);
-                return Err(format!(
-                    "block at {pc:#x} left with {kind:?} to {next:#x}\n{}",
-                    vg_amd64_guest::describe_undecodable(bytes, next)
-                ));
-            }
-            pc = next;
-        }
-        Err("did not reach the end of the snippet".into())
-    }
-}
-
-// ---------------------------------------------------------------- the JIT executor
-
-/// Spill area the back end may use after the state and its two shadows.
-const SPILL_SIZE: u32 = 4096;
-/// Fast lookup table entries (a power of two).
-const FAST_LEN: usize = 64;
-
-/// Lift + optimise + compile + run through the dispatcher, `max_insns` guest instructions per
-/// superblock. Translations live for one `run` (the snippet page is reused by the next form);
-/// direct exits are chained and indirect targets entered in the fast table, as the scheduler
-/// does, so both dispatcher paths are exercised.
-struct Jit {
-    max_insns: usize,
-    code: ExecMem,
-    used: usize,
-    fast: Vec<FastEntry>,
-    /// Guest pc -> host code of this run's translations.
-    trans: HashMap<u64, *const u8>,
-}
-
-impl Jit {
-    fn new(max_insns: usize) -> Jit {
-        Jit {
-            max_insns,
-            code: ExecMem::new(1 << 20).expect("mmap of the code area"),
-            used: 0,
-            fast: vec![FastEntry { guest: u64::MAX, host: 0 }; FAST_LEN],
-            trans: HashMap::new(),
-        }
-    }
-
-    fn layout() -> StateLayout {
-        StateLayout { state_size: STATE_SIZE, spill_offset: 3 * STATE_SIZE, spill_size: SPILL_SIZE }
-    }
-
-    /// The host code for guest `pc`, translating it on first use.
-    fn host_for(&mut self, src: &Snippet, pc: u64) -> Result<*const u8, String> {
-        if let Some(&h) = self.trans.get(&pc) {
-            return Ok(h);
-        }
-        let sb = Amd64::lift(src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
-        let cfg = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, state_size: STATE_SIZE };
-        let sb = vg_ir::opt::optimise(sb, &cfg);
-        let hc = Amd64Host::compile(&sb, &Self::layout(), &Amd64Host::dispatch_addrs())
-            .map_err(|e| format!("compile of the block at {pc:#x} failed: {e}\n{sb}"))?;
-        if self.used + hc.bytes.len() > self.code.len() {
-            return Err("code area full".into());
-        }
-        let at = self.code.write(self.used, &hc.bytes) as *const u8;
-        self.used = (self.used + hc.bytes.len() + 15) & !15;
-        self.trans.insert(pc, at);
-        let k = fast_index(pc, FAST_LEN as u64 - 1) as usize;
-        self.fast[k] = FastEntry { guest: pc, host: at as u64 };
-        Ok(at)
-    }
-}
-
-impl Executor for Jit {
-    fn name(&self) -> String {
-        format!("jit(max_insns={})", self.max_insns)
-    }
-    fn run(&mut self, start: u64, end: u64, cpu: &mut CpuState) -> Result<(), String> {
-        let src = Snippet { start, end };
-        self.used = 0;
-        self.trans.clear();
-        self.fast.fill(FastEntry { guest: u64::MAX, host: 0 });
-        let lay = Self::layout();
-        let mut block = vec![0u128; (lay.spill_offset + lay.spill_size) as usize / 16];
-        // SAFETY: a u128 vector viewed as its bytes.
-        let st = unsafe { std::slice::from_raw_parts_mut(block.as_mut_ptr() as *mut u8, block.len() * 16) };
-        st[..3 * STATE_SIZE as usize].copy_from_slice(&to_guest(cpu, start));
-        for _ in 0..100_000 {
-            let pc = Amd64::pc(st);
-            if pc == end {
-                from_guest(st, cpu);
-                return Ok(());
-            }
-            let entry = self.host_for(&src, pc)?;
-            // SAFETY: `entry` is a translation compiled for this layout; `st` has its full size;
-            // the fast table holds FAST_LEN entries of this run's translations.
-            let exit = unsafe { Amd64Host::run(st.as_mut_ptr(), entry, self.fast.as_ptr() as *const u8, FAST_LEN as u64 - 1) };
-            match exit {
-                RunExit::FastMiss | RunExit::EventCheck => {}
-                RunExit::ChainMe { site } => {
-                    let dst = Amd64::pc(st);
-                    if dst != end {
-                        let target = self.host_for(&src, dst)?;
-                        // SAFETY: `site` is a chain site of a live translation in our RWX area.
-                        unsafe { Amd64Host::chain(site as *mut u8, target) };
-                    }
-                }
-                RunExit::Assisted(JumpKind::Boring | JumpKind::Call | JumpKind::Ret) => {}
-                RunExit::Assisted(kind) => {
-                    let next = Amd64::pc(st);
-                    if next != end {
-                        let bytes = src.code(next, 10);
-                        return Err(format!(
-                            "block at {pc:#x} left with {kind:?} to {next:#x}\n{}",
-                            vg_amd64_guest::describe_undecodable(bytes, next)
-                        ));
-                    }
-                }
-            }
-        }
-        Err("did not reach the end of the snippet".into())
-    }
-}
-
-// ---------------------------------------------------------------- the driver
-
-/// The memory buffer: 16-byte aligned, at a stable address.
-struct Buffer(Vec<u128>);
-impl Buffer {
-    fn base(&self) -> u64 {
-        self.0.as_ptr() as u64
-    }
-    fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: a u128 vector viewed as its bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, BUF_LEN) }
-    }
-}
+// ---------------------------------------------------------------- random states
 
 fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
     let base = buf.base();
@@ -871,96 +605,33 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
     c
 }
 
-fn describe(c: &CpuState) -> String {
-    let names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
-    let mut s = String::new();
-    for (i, n) in names.iter().enumerate() {
-        s += &format!("{n}={:#x} ", c.gpr[i]);
-    }
-    s += &format!("rflags={:#x}", c.rflags);
-    s
-}
-
-/// Differences between the native result and another executor's, as text (empty if equal).
-fn diff(want: &CpuState, got: &CpuState, flag_mask: u64, mem_want: &[u8], mem_got: &[u8]) -> String {
-    let names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
-    let mut s = String::new();
-    for i in 0..16 {
-        if want.gpr[i] != got.gpr[i] {
-            s += &format!("  {}: want {:#x} got {:#x}\n", names[i], want.gpr[i], got.gpr[i]);
-        }
-    }
-    if (want.rflags ^ got.rflags) & flag_mask != 0 {
-        s += &format!(
-            "  rflags (mask {:#x}): want {:#x} got {:#x}\n",
-            flag_mask,
-            want.rflags & flag_mask,
-            got.rflags & flag_mask
-        );
-    }
-    for i in 0..16 {
-        if want.xmm[i] != got.xmm[i] {
-            s += &format!("  xmm{i}: want {:#034x} got {:#034x}\n", want.xmm[i], got.xmm[i]);
-        }
-    }
-    if let Some(p) = (0..BUF_LEN).find(|&p| mem_want[p] != mem_got[p]) {
-        let e = (p + 16).min(BUF_LEN);
-        s += &format!("  memory at buffer+{p:#x}: want {:02x?} got {:02x?}\n", &mem_want[p..e], &mem_got[p..e]);
-    }
-    s
-}
-
 #[test]
 fn instruction_forms_match_the_cpu() {
     let asm = Assembler::new();
-    let mut page = CodePage::new();
-    let mut buf = Buffer(vec![0u128; BUF_LEN / 16]);
+    let mut h = Harness::new(false, true);
     let forms = forms();
-    let mut execs: Vec<Box<dyn Executor>> = vec![
-        Box::new(Interp { max_insns: 50 }),
-        Box::new(Interp { max_insns: 1 }),
-        Box::new(Jit::new(50)),
-        Box::new(Jit::new(1)),
-    ];
     let mut failures: Vec<String> = Vec::new();
     let mut passed = 0;
     for (fi, form) in forms.iter().enumerate() {
-        let code = asm.assemble(&form.spec, page.snippet_addr());
-        let (start, end) = page.load(&code);
+        let code = asm.assemble(&form.spec, h.page.snippet_addr());
+        let (start, end) = h.page.load(&code);
         let mask = (OSZACP & !undefined_flags(&code, start)) | DF;
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (fi as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
-        let mut ok = true;
-        for trial in 0..TRIALS {
-            let init = random_state(&mut rng, form.fix, &mut buf);
-            let mem0 = buf.bytes().to_vec();
-            let mut want = init;
-            Native(&page).run(start, end, &mut want).expect("native run");
-            let mem_want = buf.bytes().to_vec();
-            for ex in execs.iter_mut() {
-                buf.bytes().copy_from_slice(&mem0);
-                let mut got = init;
-                let d = match ex.run(start, end, &mut got) {
-                    Ok(()) => diff(&want, &got, mask, &mem_want, buf.bytes()),
-                    Err(e) => format!("  error: {e}\n"),
-                };
-                if !d.is_empty() {
-                    ok = false;
-                    if failures.len() < 40 {
-                        failures.push(format!(
-                            "form `{}` ({:02x?}) trial {trial} via {}:\n  input: {}\n{d}",
-                            form.spec,
-                            code,
-                            ex.name(),
-                            describe(&init)
-                        ));
-                    }
-                }
-            }
-            if !ok {
-                break;
+        let fails = h.check((start, end), mask, &mut rng, TRIALS, form.fix, random_state);
+        passed += fails.is_empty() as usize;
+        for x in fails {
+            if failures.len() < 40 {
+                failures.push(format!(
+                    "form `{}` ({:02x?}) trial {} via {}:\n  input: {}\n{}",
+                    form.spec,
+                    code,
+                    x.trial,
+                    x.via,
+                    describe(&x.input),
+                    x.diff
+                ));
             }
         }
-        passed += ok as usize;
     }
     eprintln!("instruction forms: {passed} of {} pass ({TRIALS} random inputs each)", forms.len());
     assert!(failures.is_empty(), "{} forms differ from the CPU:\n{}", forms.len() - passed, failures.join("\n"));

@@ -16,18 +16,13 @@ use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, RflagsBits};
 use vg_amd64_guest::state::*;
 use vg_amd64_guest::{flags, Amd64};
-use vg_core::arch::{CodeSource, GuestArch, LiftLimits};
+use vg_core::arch::{GuestArch, LiftLimits};
 use vg_ir::interp::{self, HostMemory};
 use vg_ir::JumpKind;
-use vg_tests::native::{CodePage, CpuState, Executor, Native};
+use vg_tests::diff::*;
+use vg_tests::native::{CodePage, CpuState};
 
 const TRIALS: usize = 60;
-const BUF_LEN: usize = 8192;
-/// r15 points here (data area); rsp starts at STACK_TOP.
-const DATA_PTR: usize = 2048;
-const STACK_TOP: usize = 7168;
-const OSZACP: u64 = flags::OSZACP;
-const DF: u64 = 1 << 10;
 
 /// Offsets from r15: input doubles (8), integers, a float, an 80-bit value, control words,
 /// and the output area.
@@ -47,18 +42,15 @@ const OUT: i32 = 256;
 
 // ---------------------------------------------------------------- random inputs
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// The x87 tests' input distributions, on top of the shared generator.
+trait X87Inputs {
+    fn signed_below(&mut self, n: u64) -> i64;
+    fn nice(&mut self) -> f64;
+    /// Integers for the integer loads/stores and the integer forms.
+    fn fp_int(&mut self) -> u64;
+}
+
+impl X87Inputs for Rng {
     fn signed_below(&mut self, n: u64) -> i64 {
         self.below(2 * n + 1) as i64 - n as i64
     }
@@ -75,7 +67,7 @@ impl Rng {
             _ => [1.0, -1.0, 0.5, 3.0, 1e10, -7.25, 1e300, f64::INFINITY, -f64::INFINITY][self.below(9) as usize],
         }
     }
-    fn int(&mut self) -> u64 {
+    fn fp_int(&mut self) -> u64 {
         match self.below(6) {
             0 => self.next(),
             1 => self.signed_below(1 << 20) as u64,
@@ -132,7 +124,7 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
     let base = buf.base();
     let mut c = CpuState::default();
     for r in 0..16 {
-        c.gpr[r] = rng.int();
+        c.gpr[r] = rng.fp_int();
     }
     c.gpr[4] = base + STACK_TOP as u64;
     c.gpr[15] = base + DATA_PTR as u64;
@@ -152,10 +144,10 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
                 let x = if nans && rng.below(6) == 0 { f64::NAN } else { rng.nice() };
                 b[at(D) + 8 * i..at(D) + 8 * i + 8].copy_from_slice(&x.to_le_bytes());
             }
-            let i = rng.int();
+            let i = rng.fp_int();
             b[at(I16)..at(I16) + 2].copy_from_slice(&(i as u16).to_le_bytes());
             b[at(I32)..at(I32) + 4].copy_from_slice(&(i as u32).to_le_bytes());
-            let j = rng.int();
+            let j = rng.fp_int();
             b[at(I64)..at(I64) + 8].copy_from_slice(&j.to_le_bytes());
             let f = rng.nice() as f32;
             b[at(F32)..at(F32) + 4].copy_from_slice(&f.to_le_bytes());
@@ -184,95 +176,7 @@ fn random_state(rng: &mut Rng, fix: Fix, buf: &mut Buffer) -> CpuState {
     c
 }
 
-// ---------------------------------------------------------------- executors
-
-struct Buffer(Vec<u128>);
-impl Buffer {
-    fn base(&self) -> u64 {
-        self.0.as_ptr() as u64
-    }
-    fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: a u128 vector viewed as its bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, BUF_LEN) }
-    }
-}
-
-struct Snippet {
-    start: u64,
-    end: u64,
-}
-
-impl CodeSource for Snippet {
-    fn code(&self, addr: u64, max: usize) -> &[u8] {
-        if addr < self.start || addr >= self.end {
-            return &[];
-        }
-        let n = max.min((self.end - addr) as usize);
-        // SAFETY: [start, end) is the snippet in the test's live code page.
-        unsafe { std::slice::from_raw_parts(addr as *const u8, n) }
-    }
-}
-
-fn to_guest(cpu: &CpuState, pc: u64) -> Vec<u8> {
-    let mut s = Amd64State::default();
-    s.gpr = cpu.gpr;
-    s.rip = pc;
-    s.cc_op = flags::CC_COPY;
-    s.cc_dep1 = cpu.rflags & OSZACP;
-    s.dflag = if cpu.rflags & DF != 0 { u64::MAX } else { 1 };
-    for i in 0..16 {
-        s.ymm[i][0] = cpu.xmm[i] as u64;
-        s.ymm[i][1] = (cpu.xmm[i] >> 64) as u64;
-    }
-    let mut v = vec![0u8; 3 * STATE_SIZE as usize];
-    // SAFETY: Amd64State is repr(C) plain data.
-    let bytes = unsafe { std::slice::from_raw_parts(&s as *const Amd64State as *const u8, STATE_SIZE as usize) };
-    v[..STATE_SIZE as usize].copy_from_slice(bytes);
-    v
-}
-
-fn from_guest(st: &[u8], cpu: &mut CpuState) {
-    // SAFETY: `st` holds an Amd64State written by `to_guest` and the IR; read unaligned.
-    let s: Amd64State = unsafe { std::ptr::read_unaligned(st.as_ptr() as *const Amd64State) };
-    cpu.gpr = s.gpr;
-    let f = flags::calculate_rflags_all(s.cc_op, s.cc_dep1, s.cc_dep2, s.cc_ndep);
-    cpu.rflags = f | 0x202 | if s.dflag == 1 { 0 } else { DF };
-    for i in 0..16 {
-        cpu.xmm[i] = s.ymm[i][0] as u128 | (s.ymm[i][1] as u128) << 64;
-    }
-}
-
-/// Lift + IR interpreter, `max_insns` guest instructions per superblock.
-struct Interp {
-    max_insns: usize,
-}
-
-impl Executor for Interp {
-    fn name(&self) -> String {
-        format!("interp(max_insns={})", self.max_insns)
-    }
-    fn run(&mut self, start: u64, end: u64, cpu: &mut CpuState) -> Result<(), String> {
-        let src = Snippet { start, end };
-        let mut st = to_guest(cpu, start);
-        let mut pc = start;
-        for _ in 0..100_000 {
-            if pc == end {
-                from_guest(&st, cpu);
-                return Ok(());
-            }
-            let sb = Amd64::lift(&src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
-            let (next, kind) = interp::run(&sb, &mut st, &mut HostMemory);
-            if next != end && !matches!(kind, JumpKind::Boring | JumpKind::Call | JumpKind::Ret) {
-                return Err(format!(
-                    "block at {pc:#x} left with {kind:?} to {next:#x}\n{}",
-                    vg_amd64_guest::describe_undecodable(src.code(next, 10), next)
-                ));
-            }
-            pc = next;
-        }
-        Err("did not reach the end of the snippet".into())
-    }
-}
+// ---------------------------------------------------------------- flags
 
 /// Arithmetic flags no instruction of the snippet defines.
 fn undefined_flags(code: &[u8], ip: u64) -> u64 {
@@ -294,29 +198,6 @@ fn undefined_flags(code: &[u8], ip: u64) -> u64 {
         }
     }
     u
-}
-
-fn diff(want: &CpuState, got: &CpuState, flag_mask: u64, mem_want: &[u8], mem_got: &[u8]) -> String {
-    let mut s = String::new();
-    for i in 0..16 {
-        if want.gpr[i] != got.gpr[i] {
-            s += &format!("  gpr{i}: want {:#x} got {:#x}\n", want.gpr[i], got.gpr[i]);
-        }
-    }
-    if (want.rflags ^ got.rflags) & flag_mask != 0 {
-        s += &format!("  rflags (mask {flag_mask:#x}): want {:#x} got {:#x}\n", want.rflags & flag_mask, got.rflags & flag_mask);
-    }
-    for i in 0..16 {
-        if want.xmm[i] != got.xmm[i] {
-            s += &format!("  xmm{i}: want {:#034x} got {:#034x}\n", want.xmm[i], got.xmm[i]);
-        }
-    }
-    if let Some(p) = (0..BUF_LEN).find(|&p| mem_want[p] != mem_got[p]) {
-        let e = (p + 16).min(BUF_LEN);
-        let rel = p as i64 - DATA_PTR as i64;
-        s += &format!("  memory at r15{rel:+}: want {:02x?} got {:02x?}\n", &mem_want[p..e], &mem_got[p..e]);
-    }
-    s
 }
 
 // ---------------------------------------------------------------- the forms
@@ -740,46 +621,32 @@ fn int_forms() -> Vec<Form> {
 }
 
 fn run_forms(forms: Vec<Form>) {
-    let mut page = CodePage::new();
-    let mut buf = Buffer(vec![0u128; BUF_LEN / 16]);
-    let mut execs: Vec<Box<dyn Executor>> = vec![Box::new(Interp { max_insns: 50 }), Box::new(Interp { max_insns: 1 })];
+    let mut h = Harness::new(false, false);
     let mut failures = Vec::new();
     for (fi, form) in forms.iter().enumerate() {
         let mut a = CodeAssembler::new(64).expect("64-bit assembler");
         (form.code)(&mut a).unwrap_or_else(|e| panic!("assembling `{}`: {e}", form.name));
-        let code = a.assemble(page.snippet_addr()).unwrap_or_else(|e| panic!("assembling `{}`: {e}", form.name));
-        let (start, end) = page.load(&code);
+        let code = a.assemble(h.page.snippet_addr()).unwrap_or_else(|e| panic!("assembling `{}`: {e}", form.name));
+        let (start, end) = h.page.load(&code);
         let mask = (OSZACP & !undefined_flags(&code, start)) | DF;
         let mut rng = Rng(0x51ed_2701_a3c4_9e1b ^ (fi as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        'trials: for trial in 0..TRIALS {
-            let init = random_state(&mut rng, form.fix, &mut buf);
-            let mem0 = buf.bytes().to_vec();
-            let mut want = init;
-            Native(&page).run(start, end, &mut want).expect("native run");
-            let mem_want = buf.bytes().to_vec();
-            for ex in execs.iter_mut() {
-                buf.bytes().copy_from_slice(&mem0);
-                let mut got = init;
-                let d = match ex.run(start, end, &mut got) {
-                    Ok(()) => diff(&want, &got, mask, &mem_want, buf.bytes()),
-                    Err(e) => format!("  error: {e}\n"),
-                };
-                if !d.is_empty() {
-                    let inputs: Vec<String> = (0..8)
-                        .map(|i| {
-                            let o = DATA_PTR + 8 * i;
-                            format!("{:e}", f64::from_le_bytes(mem0[o..o + 8].try_into().unwrap()))
-                        })
-                        .collect();
-                    failures.push(format!(
-                        "`{}` trial {trial} via {}:\n  doubles at r15: {}\n{d}",
-                        form.name,
-                        ex.name(),
-                        inputs.join(" ")
-                    ));
-                    break 'trials;
-                }
-            }
+        let fails = h.check((start, end), mask, &mut rng, TRIALS, form.fix, random_state);
+        // The first disagreeing executor of the first disagreeing trial.
+        if let Some(x) = fails.first() {
+            let inputs: Vec<String> = (0..8)
+                .map(|i| {
+                    let o = DATA_PTR + 8 * i;
+                    format!("{:e}", f64::from_le_bytes(x.mem[o..o + 8].try_into().unwrap()))
+                })
+                .collect();
+            failures.push(format!(
+                "`{}` trial {} via {}:\n  doubles at r15: {}\n{}",
+                form.name,
+                x.trial,
+                x.via,
+                inputs.join(" "),
+                x.diff
+            ));
         }
     }
     assert!(failures.is_empty(), "{} forms differ from the CPU:\n{}", failures.len(), failures.join("\n"));

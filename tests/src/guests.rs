@@ -343,3 +343,32 @@ fn tail(s: &str) -> &str {
         .unwrap_or(s.len());
     &s[start..]
 }
+
+impl Outcome {
+    /// Stderr lines with pids and addresses normalised for comparison with expected reports:
+    /// the `==PID==` prefix, `**PID**` (client printf lines), and every hex number as `0x...`.
+    pub fn filtered_stderr(&self) -> Vec<String> {
+        self.stderr_str()
+            .lines()
+            .map(|l| {
+                let l = l.replacen(&self.prefix(), "==PID==", 1);
+                let l = l.replacen(&format!("**{}**", self.pid), "**PID**", 1);
+                let mut out = String::new();
+                let mut rest = l.as_str();
+                while let Some(i) = rest.find("0x") {
+                    out.push_str(&rest[..i]);
+                    out.push_str("0x...");
+                    rest = rest[i + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+                }
+                out.push_str(rest);
+                out
+            })
+            .collect()
+    }
+}
+
+/// The (1-based) line of guest source `name` holding `marker`, for expected `file:line`s.
+pub fn line_of(name: &str, marker: &str) -> usize {
+    let src = fs::read_to_string(guest_source(name)).expect("guest source");
+    src.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("no {marker} in {name}")) + 1
+}

@@ -7,33 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vg_tests::guests::{Outcome, Variant, build, guest_source, run_native, run_tool, target_dir};
-
-/// Stderr with pids and code addresses normalised: `==PID==`, `**PID**`, `0x...`.
-fn filtered_stderr(o: &Outcome) -> Vec<String> {
-    o.stderr_str()
-        .lines()
-        .map(|l| {
-            let l = l.replacen(&o.prefix(), "==PID==", 1);
-            let l = l.replacen(&format!("**{}**", o.pid), "**PID**", 1);
-            let mut out = String::new();
-            let mut rest = l.as_str();
-            while let Some(i) = rest.find("0x") {
-                out.push_str(&rest[..i]);
-                out.push_str("0x...");
-                rest = rest[i + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
-            }
-            out.push_str(rest);
-            out
-        })
-        .collect()
-}
-
-/// The line of the guest source `name` holding `marker`.
-fn line_of(name: &str, marker: &str) -> usize {
-    let src = std::fs::read_to_string(guest_source(name)).expect("guest source");
-    src.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("no {marker} in {name}")) + 1
-}
+use vg_tests::guests::{Variant, build, guest_source, line_of, run_native, run_tool, target_dir};
 
 #[test]
 fn client_requests() {
@@ -67,7 +41,7 @@ fn client_requests() {
             "{what}: stderr {}",
             tool.stderr_str()
         );
-        let err = filtered_stderr(&tool);
+        let err = tool.filtered_stderr();
         let first = err.iter().position(|l| l.starts_with("**PID** fmt")).unwrap_or_else(|| panic!("{what}: {err:#?}"));
         let err = &err[first..];
         // The first backtrace stops at main; after CLO_CHANGE(--show-below-main=yes) the
@@ -148,7 +122,7 @@ fn conflicting_wrappers_are_reported_with_v() {
     assert_eq!(quiet.stderr_str(), "");
     let verbose = run_tool(&["--tool=none", "-v"], &prog, &[], b"");
     assert_eq!(verbose.stdout_str(), "first wrapper: 2\nfoo(1) = 2\n");
-    let err = filtered_stderr(&verbose);
+    let err = verbose.filtered_stderr();
     let at = err.iter().position(|l| l.starts_with("==PID== WARNING: conflicting redirections of foo at 0x...")).unwrap_or_else(|| panic!("{err:#?}"));
     assert!(err[at + 1].contains("kept:") && err[at + 1].contains("NONE:foo"), "{err:#?}");
     assert!(err[at + 2].contains("ignored:") && err[at + 2].contains("NONE:foo"), "{err:#?}");
@@ -158,7 +132,7 @@ fn conflicting_wrappers_are_reported_with_v() {
 fn reporting_options() {
     let prog = build("clientreq", Variant::StaticO0);
     // --num-callers=1: the backtrace is the innermost frame alone.
-    let one = filtered_stderr(&run_tool(&["--tool=none", "-q", "--num-callers=1"], &prog, &[], b""));
+    let one = run_tool(&["--tool=none", "-q", "--num-callers=1"], &prog, &[], b"").filtered_stderr();
     let at = one.iter().position(|l| l == "**PID** backtrace at depth 1").unwrap_or_else(|| panic!("{one:#?}"));
     assert!(one[at + 1].contains(": VALGRIND_PRINTF_BACKTRACE"), "{one:#?}");
     assert!(one[at + 2].starts_with("==PID== Cannot change"), "{one:#?}");
@@ -184,7 +158,7 @@ fn trace_redir_lists_the_active_set() {
     let prog = build("wrap", Variant::StaticO0);
     let tool = run_tool(&["--tool=none", "-q", "--trace-redir=yes"], &prog, &[], b"");
     assert_eq!(tool.stdout_str(), WRAP_TOOL);
-    let err = filtered_stderr(&tool);
+    let err = tool.filtered_stderr();
     for f in ["foo", "fact", "jumper"] {
         let want = format!(" ({f}) W-> 0x... (NONE:{f})");
         assert!(err.iter().any(|l| l.ends_with(&want)), "no `{want}` in {err:#?}");
@@ -250,7 +224,7 @@ fn fatal_signal_report_names_the_source_line() {
     let prog = build("segv_main", Variant::StaticO0);
     let tool = run_tool(&["--tool=none"], &prog, &[], b"");
     let line = line_of("segv_main", "NULL-STORE");
-    let err = filtered_stderr(&tool);
+    let err = tool.filtered_stderr();
     let at = err.iter().position(|l| l.contains("Process terminating with default action of signal 11")).unwrap_or_else(|| panic!("{err:#?}"));
     assert_eq!(err[at + 2], format!("==PID==    at 0x...: main (segv_main.c:{line})"), "{err:#?}");
 }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use vg_tests::guests::{Outcome, Variant, build, guest_source, run_command, valgrind};
+use vg_tests::guests::{Outcome, Variant, build, line_of, run_command, valgrind};
 
 /// Runs guest `name` under memcheck (with the environment cargo gives tests, `LD_LIBRARY_PATH`
 /// included: a static C library parses it at start-up with its vectorised string functions).
@@ -17,31 +17,6 @@ fn run_mc_args(args: &[&str], name: &str, variant: Variant, guest_args: &[&str])
     let mut cmd = Command::new(valgrind());
     cmd.arg("--tool=memcheck").args(args).arg(&prog).args(guest_args);
     run_command(cmd, b"")
-}
-
-/// Stderr lines with the pid prefix as `==PID==` and hex numbers as `0x...`.
-fn filtered(o: &Outcome) -> Vec<String> {
-    o.stderr_str()
-        .lines()
-        .map(|l| {
-            let l = l.replacen(&o.prefix(), "==PID==", 1);
-            let mut out = String::new();
-            let mut rest = l.as_str();
-            while let Some(i) = rest.find("0x") {
-                out.push_str(&rest[..i]);
-                out.push_str("0x...");
-                rest = rest[i + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
-            }
-            out.push_str(rest);
-            out
-        })
-        .collect()
-}
-
-/// The line of guest source `name` holding `marker`.
-fn line_of(name: &str, marker: &str) -> usize {
-    let src = std::fs::read_to_string(guest_source(name)).expect("guest source");
-    src.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("no {marker} in {name}")) + 1
 }
 
 /// The error reports (from a headline to the blank line after it), without the final
@@ -80,7 +55,7 @@ fn summary(lines: &[String]) -> String {
 #[test]
 fn overrun_is_an_invalid_write_after_a_block() {
     let o = run_mc(&[], "mc_overrun", Variant::StaticO0);
-    let lines = filtered(&o);
+    let lines = o.filtered_stderr();
     let (alloc, bad) = (line_of("mc_overrun", "ALLOC"), line_of("mc_overrun", "OVERRUN"));
     assert_eq!(
         reports(&lines),
@@ -110,7 +85,7 @@ fn error_exitcode_applies_when_errors_were_found() {
 #[test]
 fn branch_on_uninitialised_local() {
     let o = run_mc(&[], "mc_cond", Variant::StaticO0);
-    let lines = filtered(&o);
+    let lines = o.filtered_stderr();
     let (cond, call) = (line_of("mc_cond", "COND"), line_of("mc_cond", "pick(&x)"));
     assert_eq!(
         reports(&lines),
@@ -129,7 +104,7 @@ fn branch_on_uninitialised_local() {
 #[test]
 fn write_of_an_uninitialised_buffer() {
     let o = run_mc(&[], "mc_write_uninit", Variant::StaticO0);
-    let lines = filtered(&o);
+    let lines = o.filtered_stderr();
     let (alloc, call) = (line_of("mc_write_uninit", "ALLOC"), line_of("mc_write_uninit", "WRITE"));
     let r = reports(&lines);
     assert_eq!(r.len(), 1, "{}", o.stderr_str());
@@ -149,7 +124,7 @@ fn write_of_an_uninitialised_buffer() {
 #[test]
 fn use_after_free_double_free_and_bad_free() {
     let o = run_mc(&[], "mc_free", Variant::StaticO0);
-    let lines = filtered(&o);
+    let lines = o.filtered_stderr();
     let l = |m| line_of("mc_free", m);
     let freed = vec![
         format!("   at 0x...: free (vg_replace_malloc.c:884)"),
@@ -184,7 +159,7 @@ fn use_after_free_double_free_and_bad_free() {
 #[test]
 fn leak_kinds_are_told_apart() {
     let o = run_mc(&["--leak-check=full"], "mc_leak", Variant::StaticO0);
-    let lines = filtered(&o);
+    let lines = o.filtered_stderr();
     let text = lines.join("\n");
     let l = |m| line_of("mc_leak", m);
     for (what, marker) in [
@@ -207,7 +182,7 @@ fn leak_kinds_are_told_apart() {
 fn correct_programs_report_no_errors() {
     for variant in Variant::ALL {
         let o = run_mc(&[], "mc_clean", variant);
-        let lines = filtered(&o);
+        let lines = o.filtered_stderr();
         assert_eq!(reports(&lines), Vec::<Vec<String>>::new(), "{}: {}", variant.name(), o.stderr_str());
         assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)", "{}", variant.name());
         assert_eq!(o.stdout_str(), "hello, memcheck! 15 328350 1\n", "{}", variant.name());
@@ -219,7 +194,7 @@ fn correct_programs_report_no_errors() {
 fn overlapping_copies_are_reported_and_string_functions_stay_silent() {
     for variant in [Variant::StaticO0, Variant::StaticPieO2] {
         let o = run_mc(&[], "mc_overlap", variant);
-        let lines = filtered(&o);
+        let lines = o.filtered_stderr();
         let l = |m| line_of("mc_overlap", m);
         assert_eq!(
             reports(&lines),
@@ -283,7 +258,7 @@ fn guest_programs_have_no_false_positives() {
                     let mut bad = Vec::new();
                     for (name, args, want) in CLEAN_GUESTS {
                         let o = run_mc_args(&[], name, variant, args);
-                        let got = summary(&filtered(&o));
+                        let got = summary(&o.filtered_stderr());
                         let want = format!("==PID== ERROR SUMMARY: {want} (suppressed: 0 from 0)");
                         if got != want {
                             bad.push(format!("{name} ({}): {got}\n{}", variant.name(), o.stderr_str()));

@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::LeakCheck;
-use crate::commas;
+use crate::{commas, st};
 
 /// What became of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,7 +25,11 @@ pub enum Kind {
 
 /// Classify `blocks` (start, size), sorted by start. `roots` are the root words' values;
 /// `read_block` gives the words inside a block.
-pub fn classify(blocks: &[(u64, u64)], roots: &[u64], read_block: &dyn Fn(u64, u64) -> Vec<u64>) -> Vec<Kind> {
+pub fn classify(
+    blocks: &[(u64, u64)],
+    roots: &[u64],
+    read_block: &dyn Fn(u64, u64) -> Vec<u64>,
+) -> Vec<Kind> {
     let find = |v: u64| -> Option<(usize, bool)> {
         let i = blocks.partition_point(|b| b.0 <= v).checked_sub(1)?;
         let (s, n) = blocks[i];
@@ -116,7 +120,11 @@ pub fn check_and_report(mode: LeakCheck, show_reachable: bool) -> String {
     for (s, e) in segs {
         let mut p = s;
         while p < e {
-            match heap_ranges.iter().filter(|&&(hs, he)| he > p && hs < e).min_by_key(|r| r.0) {
+            match heap_ranges
+                .iter()
+                .filter(|&&(hs, he)| he > p && hs < e)
+                .min_by_key(|r| r.0)
+            {
                 Some(&(hs, he)) if hs <= p => p = he,
                 Some(&(hs, _)) => {
                     roots.extend(read_words(p, hs - p));
@@ -140,7 +148,8 @@ pub fn check_and_report(mode: LeakCheck, show_reachable: bool) -> String {
     let mut totals: BTreeMap<Kind, (u64, u64)> = BTreeMap::new();
     // Loss records: (kind, alloc context) -> (bytes, blocks).
     let mut records: BTreeMap<(Kind, u32), (u64, u64)> = BTreeMap::new();
-    let ctxs: Vec<vg_core::debuginfo::ExeContextId> = st.heap.live.values().map(|b| b.alloc).collect();
+    let ctxs: Vec<vg_core::debuginfo::ExeContextId> =
+        st.heap.live.values().map(|b| b.alloc).collect();
     for (i, k) in kinds.iter().enumerate() {
         let t = totals.entry(*k).or_default();
         t.0 += blocks[i].1;
@@ -151,8 +160,10 @@ pub fn check_and_report(mode: LeakCheck, show_reachable: bool) -> String {
     }
     let mut out = String::new();
     if mode == LeakCheck::Full {
-        let mut shown: Vec<((Kind, u32), (u64, u64))> =
-            records.into_iter().filter(|((k, _), _)| show_reachable || *k != Kind::Reachable).collect();
+        let mut shown: Vec<((Kind, u32), (u64, u64))> = records
+            .into_iter()
+            .filter(|((k, _), _)| show_reachable || *k != Kind::Reachable)
+            .collect();
         shown.sort_by_key(|(_, (bytes, blocks))| (*bytes, *blocks));
         let n = shown.len();
         for (i, ((k, ctx), (bytes, nblocks))) in shown.iter().enumerate() {
@@ -173,7 +184,9 @@ pub fn check_and_report(mode: LeakCheck, show_reachable: bool) -> String {
         }
     }
     let get = |k| totals.get(&k).copied().unwrap_or_default();
-    let line = |label: &str, (b, n): (u64, u64)| format!("{label}: {} bytes in {} blocks\n", commas(b), commas(n));
+    let line = |label: &str, (b, n): (u64, u64)| {
+        format!("{label}: {} bytes in {} blocks\n", commas(b), commas(n))
+    };
     out.push_str("LEAK SUMMARY:\n");
     out.push_str(&line("   definitely lost", get(Kind::Definite)));
     out.push_str(&line("   indirectly lost", get(Kind::Indirect)));
@@ -198,21 +211,92 @@ mod tests {
     fn kinds_follow_pointers() {
         // Blocks: A (reachable from a root), B (pointed to by A), C (interior pointer from a
         // root), D (lost) -> E (indirect).
-        let blocks = [(0x1000, 16), (0x2000, 16), (0x3000, 16), (0x4000, 16), (0x5000, 16)];
+        let blocks = [
+            (0x1000, 16),
+            (0x2000, 16),
+            (0x3000, 16),
+            (0x4000, 16),
+            (0x5000, 16),
+        ];
         let mem = |a: u64, _| match a {
             0x1000 => alloc::vec![0x2000],
             0x4000 => alloc::vec![0x5000, 7],
             _ => Vec::new(),
         };
         let k = classify(&blocks, &[0x1000, 0x3008, 42], &mem);
-        assert_eq!(k, [Kind::Reachable, Kind::Reachable, Kind::Possible, Kind::Definite, Kind::Indirect]);
+        assert_eq!(
+            k,
+            [
+                Kind::Reachable,
+                Kind::Reachable,
+                Kind::Possible,
+                Kind::Definite,
+                Kind::Indirect
+            ]
+        );
     }
 
     #[test]
     fn a_lost_cycle_has_one_definite_block() {
         let blocks = [(0x1000, 16), (0x2000, 16)];
-        let mem = |a: u64, _| if a == 0x1000 { alloc::vec![0x2000] } else { alloc::vec![0x1000] };
+        let mem = |a: u64, _| {
+            if a == 0x1000 {
+                alloc::vec![0x2000]
+            } else {
+                alloc::vec![0x1000]
+            }
+        };
         let k = classify(&blocks, &[], &mem);
         assert_eq!(k, [Kind::Definite, Kind::Indirect]);
+    }
+}
+
+/// The end-of-run report: HEAP SUMMARY, the leak check per `--leak-check=`, the error summary;
+/// exits with `--error-exitcode=` when errors were found.
+pub fn at_exit() {
+    let s = st();
+    let (bytes, blocks) = s.heap.in_use();
+    let hs = s.heap.stats;
+    let mut out = String::new();
+    if vg_core::log::verbosity() == 0 {
+        // -q: no summaries; the loss records of a full leak check are errors and still show.
+        if blocks != 0 && s.opts.leak_check == LeakCheck::Full {
+            let report = check_and_report(s.opts.leak_check, s.opts.show_reachable);
+            let records = report.split("LEAK SUMMARY:").next().unwrap_or("");
+            if !records.trim().is_empty() {
+                vg_core::log::user_lines(records);
+            }
+        }
+        if let Some(c) = st().em.exit_code() {
+            vg_core::syscall::exit_group(c);
+        }
+        return;
+    }
+    out.push_str("HEAP SUMMARY:\n");
+    out.push_str(&format!(
+        "    in use at exit: {} bytes in {} blocks\n",
+        commas(bytes),
+        commas(blocks)
+    ));
+    out.push_str(&format!(
+        "  total heap usage: {} allocs, {} frees, {} bytes allocated\n\n",
+        commas(hs.allocs),
+        commas(hs.frees),
+        commas(hs.bytes_allocated)
+    ));
+    if blocks == 0 {
+        out.push_str("All heap blocks were freed -- no leaks are possible\n\n");
+    } else if s.opts.leak_check != LeakCheck::No {
+        out.push_str(&check_and_report(s.opts.leak_check, s.opts.show_reachable));
+    }
+    let em = &st().em;
+    if vg_core::log::verbosity() <= 1 {
+        out.push_str("For lists of detected and suppressed errors, rerun with: -s\n");
+    }
+    out.push_str(&em.summary_line());
+    out.push('\n');
+    vg_core::log::user_lines(&out);
+    if let Some(c) = em.exit_code() {
+        vg_core::syscall::exit_group(c);
     }
 }

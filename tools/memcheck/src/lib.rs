@@ -9,7 +9,8 @@
 //! - [`malloc`]: the replaced allocator and its blocks (`mc_malloc_wrappers`);
 //! - [`leak`]: the leak checker (`mc_leakcheck`);
 //! - [`strmem`]: the string and memory function replacements (`mc_replace_strmem`);
-//! - [`clientreq`]: the `memcheck.h` client requests.
+//! - [`clientreq`]: the `memcheck.h` client requests;
+//! - [`options`]: memcheck's command-line options.
 //!
 //! This file holds the run's state, the helpers generated code calls, the memory events the
 //! core reports, and the [`Memcheck`] tool that ties them together.
@@ -22,6 +23,7 @@ pub mod clientreq;
 pub mod errors;
 pub mod leak;
 pub mod malloc;
+pub mod options;
 pub mod shadow;
 pub mod strmem;
 pub mod translate;
@@ -39,7 +41,8 @@ use vg_core::tool::vg_ir::{Callee, Superblock};
 use vg_core::tool::{MemEvents, OptionResult, StateLayout, Tool};
 
 use errors::{AddrDesc, Kinds, McError};
-use malloc::{AllocKind, Heap, HeapOptions, REPLACED, STUB_BASE, STUB_FRAME, STUB_SIZE};
+pub use options::{LeakCheck, McOptions};
+use malloc::{AllocKind, Heap, REPLACED, STUB_BASE, STUB_FRAME, STUB_SIZE};
 use shadow::ShadowMem;
 use strmem::StrMem;
 
@@ -47,42 +50,6 @@ use strmem::StrMem;
 const REDZONE: u64 = 128;
 /// A stack-pointer move larger than this is a switch to another stack, not growth.
 const STACK_SWITCH: u64 = 16 << 20;
-
-/// `--leak-check=`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeakCheck {
-    No,
-    Summary,
-    Full,
-}
-
-/// Memcheck's options.
-#[derive(Clone, Copy, Debug)]
-pub struct McOptions {
-    pub leak_check: LeakCheck,
-    pub undef_value_errors: bool,
-    pub expensive_cmp: bool,
-    pub partial_loads_ok: bool,
-    pub heap: HeapOptions,
-    pub malloc_fill: Option<u8>,
-    pub free_fill: Option<u8>,
-    pub show_reachable: bool,
-}
-
-impl Default for McOptions {
-    fn default() -> Self {
-        McOptions {
-            leak_check: LeakCheck::Summary,
-            undef_value_errors: true,
-            expensive_cmp: true,
-            partial_loads_ok: true,
-            heap: HeapOptions::default(),
-            malloc_fill: None,
-            free_fill: None,
-            show_reachable: false,
-        }
-    }
-}
 
 /// Everything memcheck knows during the run.
 pub struct State {
@@ -723,63 +690,13 @@ pub struct Memcheck {
     started: bool,
 }
 
-fn yes_no(v: &str) -> Option<bool> {
-    match v {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    }
-}
-
-impl Memcheck {
-    fn option(&mut self, arg: &str) -> Option<Result<(), &'static str>> {
-        let (k, v) = arg.split_once('=')?;
-        let o = &mut self.opts;
-        let bad_bool = "expected 'yes' or 'no'";
-        let r = match k {
-            "--leak-check" => match v {
-                "no" => Ok(o.leak_check = LeakCheck::No),
-                "summary" => Ok(o.leak_check = LeakCheck::Summary),
-                "full" | "yes" => Ok(o.leak_check = LeakCheck::Full),
-                _ => Err("expected no, summary or full"),
-            },
-            "--undef-value-errors" => yes_no(v).map(|b| o.undef_value_errors = b).ok_or(bad_bool),
-            "--expensive-definedness-checks" => match v {
-                "yes" | "auto" => Ok(o.expensive_cmp = true),
-                "no" => Ok(o.expensive_cmp = false),
-                _ => Err("expected no, auto or yes"),
-            },
-            "--partial-loads-ok" => yes_no(v).map(|b| o.partial_loads_ok = b).ok_or(bad_bool),
-            "--show-reachable" => yes_no(v).map(|b| o.show_reachable = b).ok_or(bad_bool),
-            // Origin tracking (shadow 2) is not built yet: say so instead of ignoring it.
-            "--track-origins" => match yes_no(v) {
-                Some(false) => Ok(()),
-                Some(true) => Err("--track-origins=yes is not supported yet by this memcheck"),
-                None => Err(bad_bool),
-            },
-            "--redzone-size" => v.parse::<u64>().ok().filter(|n| *n <= 4096).map(|n| o.heap.redzone = n).ok_or("expected 0..4096"),
-            "--freelist-vol" => v.parse::<u64>().map(|n| o.heap.freelist_vol = n).map_err(|_| "expected a number"),
-            "--alignment" => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| n.is_power_of_two() && (8..=4096).contains(n))
-                .map(|n| o.heap.alignment = n)
-                .ok_or("expected a power of two from 8 to 4096"),
-            "--malloc-fill" => u8::from_str_radix(v.trim_start_matches("0x"), 16).map(|b| o.malloc_fill = Some(b)).map_err(|_| "expected a hex byte"),
-            "--free-fill" => u8::from_str_radix(v.trim_start_matches("0x"), 16).map(|b| o.free_fill = Some(b)).map_err(|_| "expected a hex byte"),
-            _ => return None,
-        };
-        Some(r)
-    }
-}
-
 impl Tool for Memcheck {
     const NAME: &'static str = "memcheck";
     const BANNER: &'static str = "Memcheck, a memory error detector";
     const COPYRIGHT: &'static str = "Copyright (C) the valgrind-rs authors; GNU GPL'd.";
 
     fn process_option(&mut self, arg: &str) -> OptionResult {
-        match self.option(arg) {
+        match self.opts.parse(arg) {
             None => OptionResult::Unknown,
             Some(Ok(())) => OptionResult::Taken,
             Some(Err(why)) => OptionResult::Bad(why),
@@ -787,15 +704,7 @@ impl Tool for Memcheck {
     }
 
     fn usage(&self) -> &'static str {
-        "    --leak-check=no|summary|full     search for memory leaks at exit?  [summary]\n\
-         \x20   --undef-value-errors=no|yes      check for undefined value errors [yes]\n\
-         \x20   --expensive-definedness-checks=no|auto|yes  exact equality compares [auto]\n\
-         \x20   --partial-loads-ok=no|yes        aligned partially-valid word loads are fine [yes]\n\
-         \x20   --redzone-size=<number>          heap block redzone size [16]\n\
-         \x20   --freelist-vol=<number>          volume of freed blocks queue [20000000]\n\
-         \x20   --alignment=<number>             minimum heap block alignment [16]\n\
-         \x20   --malloc-fill=<hexnumber>        fill malloc'd areas with given value\n\
-         \x20   --free-fill=<hexnumber>          fill free'd areas with given value\n"
+        options::USAGE
     }
 
     fn post_options(&mut self) {
@@ -861,49 +770,8 @@ impl Tool for Memcheck {
     }
 
     fn fini(&mut self, _exit_code: i32) {
-        if !state_ready() {
-            return;
-        }
-        let s = st();
-        let (bytes, blocks) = s.heap.in_use();
-        let hs = s.heap.stats;
-        let mut out = String::new();
-        if vg_core::log::verbosity() == 0 {
-            // -q: no summaries; the loss records of a full leak check are errors and still show.
-            if blocks != 0 && s.opts.leak_check == LeakCheck::Full {
-                let report = leak::check_and_report(s.opts.leak_check, s.opts.show_reachable);
-                let records = report.split("LEAK SUMMARY:").next().unwrap_or("");
-                if !records.trim().is_empty() {
-                    vg_core::log::user_lines(records);
-                }
-            }
-            if let Some(c) = st().em.exit_code() {
-                vg_core::syscall::exit_group(c);
-            }
-            return;
-        }
-        out.push_str("HEAP SUMMARY:\n");
-        out.push_str(&format!("    in use at exit: {} bytes in {} blocks\n", commas(bytes), commas(blocks)));
-        out.push_str(&format!(
-            "  total heap usage: {} allocs, {} frees, {} bytes allocated\n\n",
-            commas(hs.allocs),
-            commas(hs.frees),
-            commas(hs.bytes_allocated)
-        ));
-        if blocks == 0 {
-            out.push_str("All heap blocks were freed -- no leaks are possible\n\n");
-        } else if s.opts.leak_check != LeakCheck::No {
-            out.push_str(&leak::check_and_report(s.opts.leak_check, s.opts.show_reachable));
-        }
-        let em = &st().em;
-        if vg_core::log::verbosity() <= 1 {
-            out.push_str("For lists of detected and suppressed errors, rerun with: -s\n");
-        }
-        out.push_str(&em.summary_line());
-        out.push('\n');
-        vg_core::log::user_lines(&out);
-        if let Some(c) = em.exit_code() {
-            vg_core::syscall::exit_group(c);
+        if state_ready() {
+            leak::at_exit();
         }
     }
 }

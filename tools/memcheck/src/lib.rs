@@ -4,7 +4,8 @@
 //!
 //! Modules, as Valgrind splits memcheck:
 //! - [`shadow`]: A and V bits of every byte (`mc_main`);
-//! - [`translate`]: the instrumentation (`mc_translate`);
+//! - [`translate`]: the instrumentation (`mc_translate`), with [`fastpath`] its inline
+//!   shadow-memory checks;
 //! - [`errors`]: error kinds, wording and recording (`mc_errors`);
 //! - [`malloc`]: the replaced allocator and its blocks (`mc_malloc_wrappers`);
 //! - [`leak`]: the leak checker (`mc_leakcheck`);
@@ -21,6 +22,7 @@ extern crate alloc;
 
 pub mod clientreq;
 pub mod errors;
+pub mod fastpath;
 pub mod leak;
 pub mod malloc;
 pub mod options;
@@ -318,6 +320,7 @@ fn helpers() -> translate::Helpers {
         sp_change: callee!(h_sp_change),
         mem_vbits: callee!(h_mem_vbits),
         mem_set: callee!(h_mem_set),
+        tables: st().shadow.fast_tables(),
     }
 }
 

@@ -30,29 +30,55 @@ const L2_ENTRIES: usize = 1 << 16;
 #[repr(C, align(64))]
 pub struct Secondary([u8; SM_BYTES]);
 
-static DSM_NOACCESS: Secondary = Secondary([0x00; SM_BYTES]);
-static DSM_UNDEFINED: Secondary = Secondary([0x55; SM_BYTES]);
-static DSM_DEFINED: Secondary = Secondary([0xAA; SM_BYTES]);
+/// The distinguished secondaries, indexed by state (no-access, undefined, defined), in one
+/// array so that generated code tells them from private ones by one range check.
+static DSM: [Secondary; 3] = [Secondary([0x00; SM_BYTES]), Secondary([0x55; SM_BYTES]), Secondary([0xAA; SM_BYTES])];
 
 fn distinguished(state: u8) -> *const Secondary {
-    match state {
-        NOACCESS => &DSM_NOACCESS,
-        UNDEFINED => &DSM_UNDEFINED,
-        _ => &DSM_DEFINED,
-    }
+    &DSM[(state as usize).min(2)]
 }
 
 fn is_distinguished(p: *const Secondary) -> bool {
-    core::ptr::eq(p, &DSM_NOACCESS) || core::ptr::eq(p, &DSM_UNDEFINED) || core::ptr::eq(p, &DSM_DEFINED)
+    (p as usize).wrapping_sub(DSM.as_ptr() as usize) < core::mem::size_of_val(&DSM)
 }
 
-/// One 4 GiB region's secondaries; a null entry stands for the no-access secondary.
+/// One 4 GiB region's secondaries.
 struct L2([*const Secondary; L2_ENTRIES]);
+
+// SAFETY: L2 tables only hold pointers to secondaries; shared ones are never written.
+unsafe impl Sync for L2 {}
+
+/// The L2 table of a 4 GiB region nothing was mapped in: every chunk is no-access. L1 entries
+/// and L2 entries are never null, so that generated code looks a byte's shadow up with two
+/// unconditional loads.
+static NOACCESS_L2: L2 = L2([&DSM[0] as *const Secondary; L2_ENTRIES]);
+
+/// Where generated code sends the shadow writes it decides to skip (see `fastpath::set`).
+struct Scratch(core::cell::UnsafeCell<[u64; 2]>);
+
+// SAFETY: the contents are never read; concurrent writes of junk are harmless.
+unsafe impl Sync for Scratch {}
+
+static SCRATCH: Scratch = Scratch(core::cell::UnsafeCell::new([0; 2]));
+
+/// Addresses generated code needs for the inline shadow lookups (see `fastpath`).
+#[derive(Clone, Copy, Debug)]
+pub struct FastTables {
+    /// The L1 table: 65536 pointers to L2 tables, indexed by address bits 47..32.
+    pub l1: u64,
+    /// The first distinguished secondary; the three span `3 * SECONDARY_BYTES` bytes.
+    pub dsm: u64,
+    /// A writable 16-byte scratch area.
+    pub scratch: u64,
+}
+
+/// Bytes of shadow in one secondary (each covers 64 KiB of guest memory).
+pub const SECONDARY_BYTES: u64 = SM_BYTES as u64;
 
 /// The shadow memory of the whole address space.
 pub struct ShadowMem {
-    /// Indexed by address bits 47..32; null: the whole 4 GiB is no-access.
-    l1: alloc::vec::Vec<*mut L2>,
+    /// Indexed by address bits 47..32; `NOACCESS_L2` where nothing is mapped.
+    l1: alloc::vec::Vec<*const L2>,
     /// Exact V bits of the bytes in state PARTDEFINED.
     partial: BTreeMap<u64, u8>,
     /// Private secondaries made so far (for `--stats`-style figures and tests).
@@ -79,37 +105,41 @@ impl Default for ShadowMem {
 
 impl ShadowMem {
     pub fn new() -> ShadowMem {
-        ShadowMem { l1: alloc::vec![core::ptr::null_mut(); 1 << 16], partial: BTreeMap::new(), private_secondaries: 0 }
+        ShadowMem { l1: alloc::vec![&NOACCESS_L2 as *const L2; 1 << 16], partial: BTreeMap::new(), private_secondaries: 0 }
+    }
+
+    /// The tables generated code reads (the L1 vector is never resized, so its address holds).
+    pub fn fast_tables(&self) -> FastTables {
+        FastTables { l1: self.l1.as_ptr() as u64, dsm: DSM.as_ptr() as u64, scratch: SCRATCH.0.get() as u64 }
     }
 
     #[inline]
     fn sm(&self, a: u64) -> *const Secondary {
         if a >= ADDR_LIMIT {
-            return &DSM_NOACCESS;
+            return &DSM[0];
         }
         let l2 = self.l1[(a >> 32) as usize];
-        if l2.is_null() {
-            return &DSM_NOACCESS;
-        }
-        // SAFETY: non-null L2 tables are live allocations owned by this map.
-        let p = unsafe { (*l2).0[((a >> SM_BITS) & 0xffff) as usize] };
-        if p.is_null() { &DSM_NOACCESS } else { p }
+        // SAFETY: L2 tables are live allocations owned by this map or the shared static.
+        unsafe { (*l2).0[((a >> SM_BITS) & 0xffff) as usize] }
     }
 
     /// The slot holding the secondary of `a` (creating its L2 table).
     fn slot(&mut self, a: u64) -> &mut *const Secondary {
         let i = (a >> 32) as usize;
-        if self.l1[i].is_null() {
-            self.l1[i] = tool_zeroed(Layout::new::<L2>()) as *mut L2;
+        if core::ptr::eq(self.l1[i], &NOACCESS_L2) {
+            let t = tool_zeroed(Layout::new::<L2>()) as *mut L2;
+            // SAFETY: a fresh allocation of one L2 table.
+            unsafe { (*t).0.fill(&DSM[0]) };
+            self.l1[i] = t;
         }
-        // SAFETY: a live L2 table owned by this map.
-        unsafe { &mut (*self.l1[i]).0[((a >> SM_BITS) & 0xffff) as usize] }
+        // SAFETY: a live private L2 table owned by this map.
+        unsafe { &mut (*(self.l1[i] as *mut L2)).0[((a >> SM_BITS) & 0xffff) as usize] }
     }
 
     /// A writable secondary for `a` (copying a distinguished one on first write).
     fn sm_mut(&mut self, a: u64) -> *mut Secondary {
         let slot = self.slot(a);
-        let cur = if slot.is_null() { &DSM_NOACCESS as *const Secondary } else { *slot };
+        let cur = *slot;
         if !is_distinguished(cur) {
             return cur as *mut Secondary;
         }
@@ -166,7 +196,7 @@ impl ShadowMem {
                 // A whole chunk: share the distinguished secondary (freeing is not worth it:
                 // private secondaries are reused when the range is written again).
                 let slot = self.slot(p);
-                if !slot.is_null() && !is_distinguished(*slot) {
+                if !is_distinguished(*slot) {
                     let fill = [0x00u8, 0x55, 0xAA][st as usize];
                     // SAFETY: a private secondary owned by this map.
                     unsafe { (*(*slot as *mut Secondary)).0.fill(fill) };
@@ -178,16 +208,23 @@ impl ShadowMem {
                 if !core::ptr::eq(whole, distinguished(st)) {
                     let fill = [0x00u8, 0x55, 0xAA][st as usize];
                     let mut q = p;
+                    while q < chunk_end && q & 3 != 0 {
+                        self.set_state(q, st);
+                        q += 1;
+                    }
+                    let body_end = chunk_end & !3;
+                    if body_end > q {
+                        let sm = self.sm_mut(q);
+                        let i0 = ((q & (SM_SIZE - 1)) >> 2) as usize;
+                        let i1 = i0 + ((body_end - q) >> 2) as usize;
+                        // SAFETY: a private secondary owned by this map; [q, body_end) lies in
+                        // its chunk.
+                        unsafe { (&mut (*sm).0)[i0..i1].fill(fill) };
+                        q = body_end;
+                    }
                     while q < chunk_end {
-                        if q & 3 == 0 && chunk_end - q >= 4 {
-                            let sm = self.sm_mut(q);
-                            // SAFETY: a private secondary owned by this map.
-                            unsafe { (*sm).0[((q & (SM_SIZE - 1)) >> 2) as usize] = fill };
-                            q += 4;
-                        } else {
-                            self.set_state(q, st);
-                            q += 1;
-                        }
+                        self.set_state(q, st);
+                        q += 1;
                     }
                 }
             }

@@ -13,7 +13,8 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use vg_core::tool::vg_ir::{Atom, Binop, Callee, Const, Dirty, Expr, Stmt, Superblock, Ty, Unop, VecOp};
+use crate::fastpath;
+use vg_core::tool::vg_ir::{Atom, Binop, Callee, Const, Dirty, Expr, Stmt, Superblock, Temp, Ty, Unop, VecOp};
 
 /// What the instrumenter needs to know.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +49,8 @@ pub struct Helpers {
     pub mem_vbits: Callee,
     /// (addr, len, undefined).
     pub mem_set: Callee,
+    /// The shadow tables the inline fast paths read.
+    pub tables: crate::shadow::FastTables,
 }
 
 /// The shadow type of a value type: floats are shadowed by integers of their size.
@@ -92,6 +95,10 @@ struct Mce<'a> {
     /// Shadow of each original temp.
     shadow: Vec<Option<Atom>>,
     pc: u64,
+    /// Temps known to be the stack pointer plus a constant: (temp, constant, `sp_version`).
+    sp_temps: Vec<(Temp, i64, u32)>,
+    /// Counts the stack pointer's writes so far (a relation holds only until the next one).
+    sp_version: u32,
 }
 
 impl Mce<'_> {
@@ -479,18 +486,76 @@ impl Mce<'_> {
         dst.map(Atom::Tmp)
     }
 
+    /// Remember temps that are the stack pointer plus a constant (see `sp_change`).
+    fn track_sp(&mut self, dst: Temp, e: &Expr) {
+        let rel = match *e {
+            Expr::Get { off, ty: Ty::I64 } if off == self.cfg.sp_offset => Some(0),
+            Expr::Binop { op: Binop::Add(Ty::I64), a: Atom::Tmp(x), b: Atom::Const(Const::I64(c)) } => {
+                self.sp_rel(x).map(|d| d.wrapping_add(c as i64))
+            }
+            Expr::Binop { op: Binop::Sub(Ty::I64), a: Atom::Tmp(x), b: Atom::Const(Const::I64(c)) } => {
+                self.sp_rel(x).map(|d| d.wrapping_sub(c as i64))
+            }
+            _ => None,
+        };
+        if let Some(d) = rel {
+            self.sp_temps.push((dst, d, self.sp_version));
+        }
+    }
+
+    /// The stack pointer was set to `new`: older relations no longer hold; `new` is it now.
+    fn sp_moved(&mut self, new: Atom) {
+        self.sp_version += 1;
+        if let Atom::Tmp(t) = new {
+            self.sp_temps.push((t, 0, self.sp_version));
+        }
+    }
+
+    /// `t` as (current stack pointer + constant), if known.
+    fn sp_rel(&self, t: Temp) -> Option<i64> {
+        self.sp_temps.iter().rev().find(|e| e.0 == t && e.2 == self.sp_version).map(|e| e.1)
+    }
+
+    /// The stack pointer moves from `old` to `new`: the space below it (past the red zone)
+    /// becomes undefined when it grows and no-access when it shrinks. Moves by a small
+    /// constant (push, pop, call, ret) are done inline, 8 bytes at a time; the helper does
+    /// the rest and any case the inline code cannot.
+    fn sp_change(&mut self, old: Atom, new: Atom) {
+        let delta = match new {
+            Atom::Tmp(t) => self.sp_rel(t),
+            Atom::Const(_) => None,
+        };
+        let Some(d) = delta.filter(|d| *d != 0 && d.unsigned_abs() <= 32 && d % 8 == 0) else {
+            self.call(self.h.sp_change, vec![old, new], None, false);
+            return;
+        };
+        let (base, fill) = if d < 0 { (new, fastpath::FILL_UNDEFINED) } else { (old, fastpath::FILL_NOACCESS) };
+        let mut slow: Option<Atom> = None;
+        for k in 0..d.unsigned_abs() / 8 {
+            let a = self.bin(Binop::Add(Ty::I64), base, Atom::u64((8 * k).wrapping_sub(crate::REDZONE)));
+            let s = fastpath::set(&mut self.out, &self.h.tables, a, 8, fill, false, None);
+            slow = Some(match slow {
+                None => s,
+                Some(p) => self.bin(Binop::Or(Ty::I1), p, s),
+            });
+        }
+        self.call(self.h.sp_change, vec![old, new], slow, false);
+    }
+
     /// Shadow of a load of `ty` at `addr`.
     fn load(&mut self, addr: Atom, ty: Ty) -> Atom {
         let pc = Atom::u64(self.pc);
         let st = sh_ty(ty);
         match st.bytes() {
             n @ (1 | 2 | 4 | 8) => {
-                let v = self.call(self.h.loadv, vec![addr, Atom::u64(n as u64), pc], None, true).expect("dst");
+                let slow = fastpath::load(&mut self.out, &self.h.tables, addr, n as u64);
+                let v = self.call(self.h.loadv, vec![addr, Atom::u64(n as u64), pc], Some(slow), true).expect("dst");
                 if st == Ty::I64 { v } else { self.un(Unop::Trunc(Ty::I64, st), v) }
             }
             16 => {
-                let lo = self.call(self.h.loadv, vec![addr, Atom::u64(16), pc], None, true).expect("dst");
-                let hi = self.call(self.h.loadv_hi, vec![addr], None, true).expect("dst");
+                let slow = fastpath::load(&mut self.out, &self.h.tables, addr, 16);
+                let lo = self.call(self.h.loadv, vec![addr, Atom::u64(16), pc], Some(slow), true).expect("dst");
+                let hi = self.call(self.h.loadv_hi, vec![addr], Some(slow), true).expect("dst");
                 if st == Ty::V128 { self.bin(Binop::HiLo64toV128, hi, lo) } else { self.bin(Binop::HiLo(Ty::I64), hi, lo) }
             }
             _ => panic!("memcheck: no shadow rule for loads of type {ty:?} yet"),
@@ -504,7 +569,11 @@ impl Mce<'_> {
         match st.bytes() {
             n @ (1 | 2 | 4 | 8) => {
                 let v64 = if st == Ty::I64 { v } else { self.un(Unop::Zext(st, Ty::I64), v) };
-                self.call(self.h.storev, vec![addr, v64, Atom::u64(n as u64), pc], guard, false);
+                let guard = match guard {
+                    Some(g) => g,
+                    None => fastpath::set(&mut self.out, &self.h.tables, addr, n as u64, fastpath::FILL_DEFINED, true, Some(v64)),
+                };
+                self.call(self.h.storev, vec![addr, v64, Atom::u64(n as u64), pc], Some(guard), false);
             }
             16 => {
                 let (lo, hi) = if st == Ty::V128 {
@@ -512,7 +581,14 @@ impl Mce<'_> {
                 } else {
                     (self.un(Unop::Trunc(Ty::I128, Ty::I64), v), self.un(Unop::Hi(Ty::I128), v))
                 };
-                self.call(self.h.storev128, vec![addr, lo, hi, pc], guard, false);
+                let guard = match guard {
+                    Some(g) => g,
+                    None => {
+                        let any = self.bin(Binop::Or(Ty::I64), lo, hi);
+                        fastpath::set(&mut self.out, &self.h.tables, addr, 16, fastpath::FILL_DEFINED, true, Some(any))
+                    }
+                };
+                self.call(self.h.storev128, vec![addr, lo, hi, pc], Some(guard), false);
             }
             _ => panic!("memcheck: no shadow rule for stores of type {ty:?} yet"),
         }
@@ -549,6 +625,7 @@ impl Mce<'_> {
         match &s {
             Stmt::IMark { addr, .. } => self.pc = *addr,
             Stmt::WrTmp { dst, e } => {
+                self.track_sp(*dst, e);
                 let ty = self.out.temp_ty(*dst);
                 let v = self.expr(e, ty);
                 self.shadow[dst.0 as usize] = Some(v);
@@ -558,7 +635,8 @@ impl Mce<'_> {
                 if *off < ss {
                     if *off == self.cfg.sp_offset {
                         let old = self.emit(Expr::Get { off: *off, ty: Ty::I64 });
-                        self.call(self.h.sp_change, vec![old, *val], None, false);
+                        self.sp_change(old, *val);
+                        self.sp_moved(*val);
                     }
                     let v = self.sh(*val);
                     self.out.stmts.push(Stmt::Put { off: off + ss, val: v });
@@ -692,7 +770,7 @@ pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
     out.next = sb.next;
     out.jump = sb.jump;
     let n = sb.temps.len();
-    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0 };
+    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: Vec::new(), sp_version: 0 };
     for s in sb.stmts {
         m.stmt(s);
     }

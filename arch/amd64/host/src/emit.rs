@@ -94,10 +94,29 @@ pub struct Emitter<'a> {
     /// (host offset, guest pc) where each guest instruction's code starts.
     pub pc_map: Vec<(u32, u64)>,
     stubs: Vec<(DynLabel, u64, JumpKind)>,
+    /// Out-of-line guarded calls, emitted after the block.
+    cold: Vec<ColdCall>,
     /// The guest address the block starts at, and the label of its first instruction.
     entry: Option<u64>,
     top: DynLabel,
 }
+
+/// A guarded helper call's out-of-line part: entered at `label` when the guard holds, returns
+/// to `resume`.
+struct ColdCall {
+    label: DynLabel,
+    resume: DynLabel,
+    addr: usize,
+    args: Vec<(Src, ArgExt)>,
+    pass_state: bool,
+    dst: Option<VReg>,
+}
+
+/// The caller-saved integer registers the allocator hands out, saved by cold calls.
+const COLD_SAVED_INT: [u8; 5] = [RSI, RDI, R8, R9, 10];
+/// Cold-call frame: the five integer registers, then xmm0..xmm13 at `COLD_XMM`; 16-aligned.
+const COLD_XMM: i32 = 48;
+const COLD_FRAME: i32 = COLD_XMM + 16 * 14;
 
 fn is_chainable(k: JumpKind) -> bool {
     k.chainable()
@@ -125,6 +144,7 @@ impl<'a> Emitter<'a> {
             chain_sites: Vec::new(),
             pc_map: Vec::new(),
             stubs: Vec::new(),
+            cold: Vec::new(),
         }
     }
 
@@ -339,6 +359,9 @@ impl<'a> Emitter<'a> {
         for i in insts {
             self.inst(i);
         }
+        for c in core::mem::take(&mut self.cold) {
+            self.cold_call(&c);
+        }
         let stubs = core::mem::take(&mut self.stubs);
         for (l, dst, kind) in stubs {
             self.ops.dynamic_label(l);
@@ -349,6 +372,68 @@ impl<'a> Emitter<'a> {
             self.store_pc_imm(pc);
         }
         self.assisted(EVCHECK_CODE);
+    }
+
+    /// The out-of-line part of a guarded call: save the allocatable caller-saved registers,
+    /// pass the arguments (from the saved copies where they were in those registers), call,
+    /// put the result where `dst` lives (into its saved copy if need be), restore, go back.
+    fn cold_call(&mut self, c: &ColdCall) {
+        self.ops.dynamic_label(c.label);
+        dynasm!(self.ops ; .arch x64 ; sub rsp, COLD_FRAME);
+        for (i, r) in COLD_SAVED_INT.iter().enumerate() {
+            dynasm!(self.ops ; .arch x64 ; mov [rsp + 8 * i as i32], Rq(*r));
+        }
+        for x in 0..14u8 {
+            dynasm!(self.ops ; .arch x64 ; movups [rsp + COLD_XMM + 16 * x as i32], Rx(x));
+        }
+        let saved = |r: u8| COLD_SAVED_INT.iter().position(|&s| s == r).map(|i| 8 * i as i32);
+        let mut n = 0;
+        if c.pass_state {
+            dynasm!(self.ops ; .arch x64 ; mov rdi, rbp);
+            n = 1;
+        }
+        for (a, ext) in &c.args {
+            let r = ARG_REGS[n];
+            n += 1;
+            match a {
+                Src::R(v) => match self.loc(*v) {
+                    Loc::Reg(s) => match saved(s) {
+                        Some(off) => dynasm!(self.ops ; .arch x64 ; mov Rq(r), [rsp + off]),
+                        None => dynasm!(self.ops ; .arch x64 ; mov Rq(r), Rq(s)),
+                    },
+                    _ => self.load_into(r, *v),
+                },
+                Src::I(i) => self.mov_imm(r, *i as i64 as u64),
+                Src::M(_) => unreachable!("memory call argument"),
+            }
+            match ext {
+                ArgExt::None => {}
+                ArgExt::Zx1 => dynasm!(self.ops ; .arch x64 ; and Rd(r), 1),
+                ArgExt::Zx8 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
+                ArgExt::Zx16 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
+                ArgExt::Zx32 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
+            }
+        }
+        dynasm!(self.ops ; .arch x64 ; mov rax, QWORD c.addr as i64 ; call rax);
+        if let Some(d) = c.dst {
+            match self.loc(d) {
+                Loc::Reg(s) => match saved(s) {
+                    Some(off) => dynasm!(self.ops ; .arch x64 ; mov [rsp + off], rax),
+                    None => dynasm!(self.ops ; .arch x64 ; mov Rq(s), rax),
+                },
+                _ => self.set_dst(d, RAX),
+            }
+        }
+        for (i, r) in COLD_SAVED_INT.iter().enumerate() {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(*r), [rsp + 8 * i as i32]);
+        }
+        for x in 0..14u8 {
+            dynasm!(self.ops ; .arch x64 ; movups Rx(x), [rsp + COLD_XMM + 16 * x as i32]);
+        }
+        dynasm!(self.ops ; .arch x64 ; add rsp, COLD_FRAME);
+        self.ops.extend(&[0xe9]);
+        self.ops.push_i32(0);
+        self.ops.dynamic_reloc(c.resume, 0, 4, 0, 2);
     }
 
     /// Whether a direct exit to `dst` may jump straight back to the start of this block.
@@ -481,6 +566,18 @@ impl<'a> Emitter<'a> {
             }
             Inst::MulW { signed, w, dst, dst_hi, a, b } => self.mulw(*signed, *w, *dst, *dst_hi, *a, *b),
             Inst::Div { signed, w, dst, dst_hi, lo, hi, d } => self.div(*signed, *w, *dst, *dst_hi, *lo, *hi, *d),
+            Inst::Call { addr, args, pass_state, dst, guard: Some(cc) } => {
+                let label = self.ops.new_dynamic_label();
+                let resume = self.ops.new_dynamic_label();
+                self.jcc_label(*cc, label);
+                if let Some(d) = dst {
+                    let r = self.dreg(*d);
+                    self.mov_imm(r, 0);
+                    self.set_dst(*d, r);
+                }
+                self.ops.dynamic_label(resume);
+                self.cold.push(ColdCall { label, resume, addr: *addr, args: args.clone(), pass_state: *pass_state, dst: *dst });
+            }
             Inst::Call { addr, args, pass_state, dst, guard } => {
                 let skip = guard.map(|cc| {
                     if dst.is_some() {

@@ -333,7 +333,8 @@ pub enum Inst {
     /// in the high half and quotient in the low half (for `w == 8`: `dst_hi`, `dst`).
     Div { signed: bool, w: u8, dst: VReg, dst_hi: Option<VReg>, lo: VReg, hi: Option<VReg>, d: VReg },
     /// SysV call; `guard`: call only if the condition holds on the flags set just before
-    /// (`dst` then gets 0 when skipped).
+    /// (`dst` then gets 0 when skipped). Guarded calls are the rare slow paths of inline checks:
+    /// they are made out of line, preserving all registers, so the common path pays nothing.
     Call { addr: usize, args: Vec<(Src, ArgExt)>, pass_state: bool, dst: Option<VReg>, guard: Option<Cc> },
     /// A direct exit to `dst`: a side exit when `cc` is set (flags set just before), else the
     /// end of the block.
@@ -438,10 +439,14 @@ impl Inst {
                     l.add_def(i, *h)
                 }
             }
-            Call { args, dst, .. } => {
+            Call { args, dst, guard, .. } => {
                 args.iter().for_each(|(a, _)| src(a, l));
-                l.add_clobber(i, RegClass::Int, CALL_CLOBBER_INT);
-                l.add_clobber(i, RegClass::Vec, CALL_CLOBBER_VEC);
+                // A guarded call is made from an out-of-line stub that saves and restores every
+                // allocatable register (see `Emitter::cold_call`): it clobbers nothing.
+                if guard.is_none() {
+                    l.add_clobber(i, RegClass::Int, CALL_CLOBBER_INT);
+                    l.add_clobber(i, RegClass::Vec, CALL_CLOBBER_VEC);
+                }
                 if let Some(d) = dst {
                     l.add_def(i, *d)
                 }

@@ -1,0 +1,153 @@
+//! The inline fast paths of shadow-memory accesses (what Valgrind's `mc_main` fast helpers do,
+//! but emitted as IR into the translation): an aligned load whose bytes are all defined, an
+//! aligned store of a defined value to addressable memory, and the stack-pointer moves of
+//! push, pop, call and ret. Each emits the shadow lookup — two table loads, since L1 and L2
+//! entries are never null (see [`crate::shadow`]) — and returns an I1 that is true when the
+//! fast path does not apply; the caller then makes the (guarded, out-of-line) helper call that
+//! handles every case.
+
+use vg_core::tool::vg_ir::{Atom, Binop, Superblock, Ty, Unop};
+
+use crate::shadow::{FastTables, SECONDARY_BYTES};
+
+/// Guest addresses at or above 2^48 have no shadow: the fast path leaves them to the helper.
+const HIGH_BITS: u64 = 0xffff_0000_0000_0000;
+
+/// Shadow bytes of all-defined, all-undefined and no-access memory (four bytes per shadow byte).
+pub const FILL_DEFINED: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+pub const FILL_UNDEFINED: u64 = 0x5555_5555_5555_5555;
+pub const FILL_NOACCESS: u64 = 0;
+
+fn ty_of_bytes(n: u64) -> Ty {
+    match n {
+        1 => Ty::I8,
+        2 => Ty::I16,
+        4 => Ty::I32,
+        _ => Ty::I64,
+    }
+}
+
+struct Lookup {
+    /// The secondary map of the address.
+    sm: Atom,
+    /// Address of the shadow byte(s) of the access.
+    p: Atom,
+}
+
+/// The secondary of `addr` and the address of the shadow byte of `addr & !(align - 1)`
+/// (`align` >= 4), or of the byte holding `addr`'s two bits (`align` < 4).
+fn lookup(sb: &mut Superblock, t: &FastTables, addr: Atom, align: u64) -> Lookup {
+    let hi = sb.binop(Binop::Shr(Ty::I64), addr, Atom::u8(32));
+    let hi = sb.binop(Binop::And(Ty::I64), hi, Atom::u64(0xffff));
+    let hi = sb.binop(Binop::Shl(Ty::I64), hi, Atom::u8(3));
+    let l1e = sb.binop(Binop::Add(Ty::I64), hi, Atom::u64(t.l1));
+    let l2 = sb.load(Ty::I64, l1e);
+    let mid = sb.binop(Binop::Shr(Ty::I64), addr, Atom::u8(16));
+    let mid = sb.binop(Binop::And(Ty::I64), mid, Atom::u64(0xffff));
+    let mid = sb.binop(Binop::Shl(Ty::I64), mid, Atom::u8(3));
+    let l2e = sb.binop(Binop::Add(Ty::I64), l2, mid);
+    let sm = sb.load(Ty::I64, l2e);
+    // Aligning the offset keeps a misaligned access's lookup inside the secondary; the
+    // misalignment itself sends it to the helper.
+    let low = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(0xffff & !(align.max(4) - 1)));
+    let low = sb.binop(Binop::Shr(Ty::I64), low, Atom::u8(2));
+    let p = sb.binop(Binop::Add(Ty::I64), sm, low);
+    Lookup { sm, p }
+}
+
+/// Non-zero (I64) if `addr` is not `n`-aligned or has no shadow.
+fn misaligned(sb: &mut Superblock, addr: Atom, n: u64) -> Atom {
+    sb.binop(Binop::And(Ty::I64), addr, Atom::u64(HIGH_BITS | (n - 1)))
+}
+
+/// For accesses under 4 bytes: the bit position (I8) of `addr`'s two bits in its shadow byte.
+fn sub_shift(sb: &mut Superblock, addr: Atom) -> Atom {
+    let a3 = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(3));
+    let sh = sb.binop(Binop::Shl(Ty::I64), a3, Atom::u8(1));
+    sb.unop(Unop::Trunc(Ty::I64, Ty::I8), sh)
+}
+
+/// The shadow of the `n` (1, 2, 4, 8 or 16) bytes at `addr` as an I64 of `2n` bits (for
+/// `n` < 4, shifted down to bit 0), plus the lookup.
+fn shadow_bits(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64) -> (Lookup, Atom) {
+    let l = lookup(sb, t, addr, n);
+    let bits = if n >= 4 {
+        let ty = ty_of_bytes(n / 4);
+        let v = sb.load(ty, l.p);
+        sb.zext(v, Ty::I64)
+    } else {
+        let v = sb.load(Ty::I8, l.p);
+        let v = sb.zext(v, Ty::I64);
+        let sh = sub_shift(sb, addr);
+        let v = sb.binop(Binop::Shr(Ty::I64), v, sh);
+        sb.binop(Binop::And(Ty::I64), v, Atom::u64(mask(n)))
+    };
+    (l, bits)
+}
+
+/// The mask of the shadow bits of `n` bytes.
+const fn mask(n: u64) -> u64 {
+    if n >= 32 { u64::MAX } else { (1u64 << (2 * n)) - 1 }
+}
+
+/// An aligned load of `n` bytes at `addr` whose bytes are all defined: emits the check and
+/// returns the I1 "take the helper" (false: the V bits are all zero).
+pub fn load(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64) -> Atom {
+    let (_, bits) = shadow_bits(sb, t, addr, n);
+    let diff = sb.binop(Binop::Xor(Ty::I64), bits, Atom::u64(FILL_DEFINED & mask(n)));
+    let mis = misaligned(sb, addr, n);
+    let any = sb.binop(Binop::Or(Ty::I64), diff, mis);
+    sb.binop(Binop::CmpNE(Ty::I64), any, Atom::u64(0))
+}
+
+/// Give the `n` bytes at `addr` the shadow `fill` (one of the `FILL_*` patterns) inline when
+/// possible: `addr` aligned, the secondary private (or already holding exactly that), and —
+/// if `must_be_addressable` (a store) — no byte no-access. `extra_slow` (an I64, non-zero:
+/// not applicable) joins the condition. Returns the I1 "take the helper"; when it is true
+/// nothing was written.
+pub fn set(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64, fill: u64, must_be_addressable: bool, extra_slow: Option<Atom>) -> Atom {
+    let (l, old) = shadow_bits(sb, t, addr, n);
+    let new = fill & mask(n);
+    let mut slow = misaligned(sb, addr, n);
+    if let Some(x) = extra_slow {
+        slow = sb.binop(Binop::Or(Ty::I64), slow, x);
+    }
+    if must_be_addressable {
+        // Every two-bit state non-zero: (old | old >> 1) has all the even bits set.
+        let sh = sb.binop(Binop::Shr(Ty::I64), old, Atom::u8(1));
+        let any = sb.binop(Binop::Or(Ty::I64), old, sh);
+        let even = sb.binop(Binop::And(Ty::I64), any, Atom::u64(0x5555_5555_5555_5555 & mask(n)));
+        let missing = sb.binop(Binop::Xor(Ty::I64), even, Atom::u64(0x5555_5555_5555_5555 & mask(n)));
+        slow = sb.binop(Binop::Or(Ty::I64), slow, missing);
+    }
+    // A distinguished (shared, read-only) secondary can only take the write if it already
+    // holds the new state.
+    let rel = sb.binop(Binop::Sub(Ty::I64), l.sm, Atom::u64(t.dsm));
+    let shared = sb.binop(Binop::CmpLTU(Ty::I64), rel, Atom::u64(3 * SECONDARY_BYTES));
+    let changes = sb.binop(Binop::CmpNE(Ty::I64), old, Atom::u64(new));
+    let stuck = sb.binop(Binop::And(Ty::I1), shared, changes);
+    let stuck = sb.zext(stuck, Ty::I64);
+    let slow = sb.binop(Binop::Or(Ty::I64), slow, stuck);
+    let slow = sb.binop(Binop::CmpNE(Ty::I64), slow, Atom::u64(0));
+    // Write only when neither slow nor shared; otherwise the write goes to a scratch word.
+    let skip = sb.binop(Binop::Or(Ty::I1), slow, shared);
+    let target = sb.ite(skip, Atom::u64(t.scratch), l.p);
+    if n >= 4 {
+        let ty = ty_of_bytes(n / 4);
+        let v = Atom::Const(vg_core::tool::vg_ir::Const::int(ty, new));
+        sb.store(target, v);
+    } else {
+        // Read-modify-write of the shadow byte holding the `n` bytes' bits.
+        let cur = sb.load(Ty::I8, l.p);
+        let cur = sb.zext(cur, Ty::I64);
+        let sh = sub_shift(sb, addr);
+        let m = sb.binop(Binop::Shl(Ty::I64), Atom::u64(mask(n)), sh);
+        let nm = sb.unop(Unop::Not(Ty::I64), m);
+        let kept = sb.binop(Binop::And(Ty::I64), cur, nm);
+        let put = sb.binop(Binop::Shl(Ty::I64), Atom::u64(new), sh);
+        let b = sb.binop(Binop::Or(Ty::I64), kept, put);
+        let b = sb.unop(Unop::Trunc(Ty::I64, Ty::I8), b);
+        sb.store(target, b);
+    }
+    slow
+}

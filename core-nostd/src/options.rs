@@ -59,6 +59,11 @@ pub struct CoreOptions {
     pub child_silent_after_fork: bool,
     /// `--track-fds=yes`: list the open file descriptors at exit.
     pub track_fds: bool,
+    /// `--run-libc-freeres=no|yes`, `--run-cxx-freeres=no|yes`: call glibc's
+    /// `__libc_freeres()` / libstdc++'s `__gnu_cxx::__freeres()` in the guest when it exits
+    /// (for a tool that asks for it), so that what they keep until exit is not reported.
+    pub run_libc_freeres: bool,
+    pub run_cxx_freeres: bool,
     /// The options exactly as given, for `-v`'s listing and for `--trace-children=yes`.
     pub given: Vec<String>,
 }
@@ -79,6 +84,8 @@ impl Default for CoreOptions {
             trace_children_skip: Vec::new(),
             child_silent_after_fork: false,
             track_fds: false,
+            run_libc_freeres: true,
+            run_cxx_freeres: true,
             given: Vec::new(),
         }
     }
@@ -235,6 +242,8 @@ pub fn parse<T: Tool>(args: &[&str], tool: &mut T, pid: i32, envp: &[&str]) -> R
             }
             ("--child-silent-after-fork", Some(v)) => o.child_silent_after_fork = parse_bool(arg, v)?,
             ("--track-fds", Some(v)) => o.track_fds = parse_bool(arg, v)?,
+            ("--run-libc-freeres", Some(v)) => o.run_libc_freeres = parse_bool(arg, v)?,
+            ("--run-cxx-freeres", Some(v)) => o.run_cxx_freeres = parse_bool(arg, v)?,
             _ if let Some(r) = crate::reportopts::parse(arg) => r.map_err(|why| bad(arg, why))?,
             _ => match tool.process_option(arg) {
                 OptionResult::Taken => {}
@@ -275,6 +284,8 @@ pub fn usage<T: Tool>(tool: &T) -> String {
          \x20   --child-silent-after-fork=no|yes  omit child output between fork & exec? [no]\n\
          \x20   --track-fds=no|yes        track open file descriptors? [no]\n\
          \x20   --fair-sched=no|yes|try   schedule threads fairly (a ticket lock) [no]\n\
+         \x20   --run-libc-freeres=no|yes call glibc's __libc_freeres() at exit [yes]\n\
+         \x20   --run-cxx-freeres=no|yes  call libstdc++'s __gnu_cxx::__freeres() at exit [yes]\n\
          \n\
          \x20 debugging options:\n\
          \x20   --trace-flags=<XXXXXXXX>  show generated code of translated blocks (X = 0|1):\n\
@@ -421,6 +432,17 @@ mod tests {
         assert!(!wildcard_match("/bin/?h", "/bin/bash"));
         assert!(!wildcard_match("*/ls", "/usr/bin/lsblk"));
         assert_eq!(run(&["--fair-sched=maybe", "p"]), Err(OptError::Unknown("--fair-sched=maybe".into())));
+    }
+
+    #[test]
+    fn freeres_options() {
+        let (o, _) = run(&["p"]).unwrap();
+        assert!(o.run_libc_freeres && o.run_cxx_freeres, "both run by default");
+        let (o, _) = run(&["--run-libc-freeres=no", "--run-cxx-freeres=no", "p"]).unwrap();
+        assert!(!o.run_libc_freeres && !o.run_cxx_freeres);
+        let (o, _) = run(&["--run-cxx-freeres=no", "--run-cxx-freeres=yes", "p"]).unwrap();
+        assert!(o.run_libc_freeres && o.run_cxx_freeres);
+        assert_eq!(bad_why(&["--run-libc-freeres=maybe", "p"]), "Invalid boolean value 'maybe' (should be 'yes' or 'no')");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! ([`crate::threads`]); the main thread's `run` returns when the process ends, whichever
 //! thread ends it.
 //!
+//! A normal exit first runs the C and C++ libraries' clean-up in the guest ([`freeres`]).
+//!
 //! Uses: `arch`, `threads`, `signals`, `transtab`, `translate`, `aspace` (which memory the guest
 //! may use), `log`, `options`.
 
@@ -26,6 +28,8 @@ use crate::tool::Tool;
 use crate::translate::{self, TranslateConfig};
 use crate::transtab::{FAST_MASK, TransTab};
 use vg_ir::JumpKind;
+
+pub mod freeres;
 
 /// How the guest ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,8 +295,16 @@ fn thread_loop<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize) -> Ended 
         if let Some(e) = ended() {
             return Ended::Process(e);
         }
+        if freeres::held_by_other(slot) {
+            return Ended::Thread;
+        }
         // SAFETY: this thread's block; no other reference to it is live.
         let st = unsafe { state::<G>(block) };
+        if G::pc(st) == freeres::RETURN_ADDR
+            && let Some(code) = freeres::returned::<G>(slot, st)
+        {
+            return Ended::Process(GuestExit::Exit(code));
+        }
         if signals::deliverable(slot, threads::current().mask)
             && let Flow::End(e) = deliver_pending::<G>(slot, st, None::<fn(&signals::GuestSigAction) -> bool>)
         {
@@ -446,10 +458,10 @@ fn syscall<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, st: &mut [u8]
                 ))),
             }
         }
-        SyscallOutcome::ExitGroup(c) => Flow::End(Ended::Process(GuestExit::Exit(c))),
+        SyscallOutcome::ExitGroup(c) => exit_process::<G>(slot, st, c),
         SyscallOutcome::ExitThread(c) => {
             if threads::live_count() == 1 {
-                return Flow::End(Ended::Process(GuestExit::Exit(c)));
+                return exit_process::<G>(slot, st, c);
             }
             let t = *threads::current();
             if t.clear_child_tid != 0 && crate::aspace::aspace().is_client_writable(t.clear_child_tid, 4) {
@@ -469,6 +481,15 @@ fn syscall<G: GuestArch, H: HostArch, O: Os, T: Tool>(slot: usize, st: &mut [u8]
             G::set_syscall_result(st, r);
             Flow::Continue
         }
+    }
+}
+
+/// The thread in `slot` made an exit call that ends the process with status `code`: the
+/// libraries' clean-up runs first if there is any to run.
+fn exit_process<G: GuestArch>(slot: usize, st: &mut [u8], code: i32) -> Flow {
+    match freeres::on_exit::<G>(slot, st, code) {
+        Some(c) => Flow::End(Ended::Process(GuestExit::Exit(c))),
+        None => Flow::Continue,
     }
 }
 
@@ -668,7 +689,7 @@ fn describe_fault(kind: JumpKind, fault: Option<Fault>, pc: u64) -> (i32, String
 fn fatal_signal(sig: i32, detail: &str, pc: u64) -> GuestExit {
     let mut s = String::new();
     use core::fmt::Write;
-    let _ = writeln!(s, "");
+    s.push('\n');
     let _ = writeln!(s, "Process terminating with default action of signal {sig} ({})", signals::signal_name(sig));
     if !detail.is_empty() {
         let _ = writeln!(s, " {detail}");

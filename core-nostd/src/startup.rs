@@ -73,6 +73,9 @@ pub fn main<G: GuestArch, H: HostArch, O: Os, T: Tool>(mut tool: T, si: &StartIn
     };
 
     log::print_banner(T::BANNER, T::COPYRIGHT, client_args);
+    if T::RUN_FREERES {
+        crate::scheduler::freeres::tool_needs_freeres();
+    }
     if opts.verbosity > 1 {
         crate::dmsg!("Options:");
         for o in &opts.given {

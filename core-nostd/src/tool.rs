@@ -27,6 +27,10 @@ pub trait Tool {
     const COPYRIGHT: &'static str;
     /// Whether the tool writes its reports as XML with `--xml=yes`.
     const XML_OUTPUT: bool = false;
+    /// Whether glibc's and libstdc++'s clean-up functions run in the guest at exit
+    /// (`--run-libc-freeres=`, `--run-cxx-freeres=`): tools that report the memory still in
+    /// use at exit want it, as Valgrind's memcheck, massif and dhat do.
+    const RUN_FREERES: bool = false;
 
     /// Handle one tool option (`--foo=bar`).
     fn process_option(&mut self, _arg: &str) -> OptionResult {

@@ -116,33 +116,57 @@ pub fn build(name: &str, variant: Variant) -> PathBuf {
         "no guest source for {name:?} in {}",
         guest_source_dir().display()
     );
-    let out_dir = target_dir().join("guests").join(variant.name());
-    let out = out_dir.join(name);
+    compile(&src, variant.name(), |tmp| {
+        let mut gcc = Command::new("gcc");
+        gcc.args(variant.gcc_flags())
+            .args(["-g", "-Wall", "-Wextra", "-o"])
+            .arg(tmp)
+            .arg(&src);
+        if src.extension().is_some_and(|e| e == "S") {
+            gcc.arg("-nostdlib");
+        } else {
+            gcc.arg("-lm");
+        }
+        gcc
+    })
+}
+
+/// Builds guest `name` as an ordinary dynamically linked program, `-g -O0` (the system's
+/// default PIE): `tests/guest/<name>.cpp` with g++ if it exists, else `<name>.c` with gcc.
+/// Cached like [`build`] in `<target>/guests/dynamic-O0/`.
+pub fn build_dynamic(name: &str) -> PathBuf {
+    let cpp = guest_source_dir().join(format!("{name}.cpp"));
+    let (src, compiler) = if cpp.exists() { (cpp, "g++") } else { (guest_source(name), "gcc") };
+    assert!(src.exists(), "no guest source for {name:?} in {}", guest_source_dir().display());
+    compile(&src, "dynamic-O0", |tmp| {
+        let mut cc = Command::new(compiler);
+        cc.args(["-g", "-O0", "-o"]).arg(tmp).arg(&src);
+        cc
+    })
+}
+
+/// Runs the compiler command `command(tmp)` makes (it writes to `tmp`) unless
+/// `<target>/guests/<dir>/<stem of src>` is newer than `src`, then moves the result there.
+/// Panics with the compiler's output if compilation fails.
+fn compile(src: &Path, dir: &str, command: impl FnOnce(&Path) -> Command) -> PathBuf {
+    let name = src.file_stem().expect("guest source has a name").to_string_lossy();
+    let out_dir = target_dir().join("guests").join(dir);
+    let out = out_dir.join(&*name);
     let lock = path_lock(&out);
     let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-    if let (Some(built), Some(source)) = (modified(&out), modified(&src))
+    if let (Some(built), Some(source)) = (modified(&out), modified(src))
         && built >= source
     {
         return out;
     }
     fs::create_dir_all(&out_dir).expect("create guest output directory");
     let tmp = out_dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut gcc = Command::new("gcc");
-    gcc.args(variant.gcc_flags())
-        .args(["-g", "-Wall", "-Wextra", "-o"])
-        .arg(&tmp)
-        .arg(&src);
-    if src.extension().is_some_and(|e| e == "S") {
-        gcc.arg("-nostdlib");
-    } else {
-        gcc.arg("-lm");
-    }
-    let result = gcc.output().expect("run gcc (is it installed?)");
+    let mut cc = command(&tmp);
+    let result = cc.output().unwrap_or_else(|e| panic!("run {cc:?} (is it installed?): {e}"));
     assert!(
         result.status.success(),
-        "gcc failed for {} ({}):\n{}",
+        "compiling {} ({dir}) failed:\n{}",
         src.display(),
-        variant.name(),
         String::from_utf8_lossy(&result.stderr)
     );
     fs::rename(&tmp, &out).expect("move built guest into place");

@@ -1,6 +1,8 @@
 //! The error manager: tools register their error kinds and report errors; errors of one kind at
 //! one stack (to a few frames) with equal tool details are counted once as a context; suppressed
-//! errors are counted per suppression; limits and the closing summary.
+//! errors are counted per suppression; limits and the closing summary. Errors that are never
+//! merged with others (memcheck's loss records) go through [`ErrorManager::record_unique`]:
+//! matched against the suppressions and counted, but not kept.
 
 use alloc::format;
 use alloc::string::String;
@@ -76,6 +78,15 @@ pub struct ErrorRecord<E> {
     pub suppressed_by: Option<usize>,
 }
 
+/// What became of a unique error ([`ErrorManager::record_unique`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UniqueError {
+    /// Its `<unique>` number.
+    pub unique: u64,
+    /// The suppression that covers it.
+    pub suppressed_by: Option<usize>,
+}
+
 /// What happened to a reported error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recorded {
@@ -98,10 +109,17 @@ pub struct ErrorManager<E> {
     errors: Vec<ErrorRecord<E>>,
     supps: Vec<Suppression>,
     supp_counts: Vec<u64>,
+    /// When each suppression was last used (a clock tick): the used ones are listed most
+    /// recently used first, as Valgrind lists them.
+    supp_last_used: Vec<u64>,
+    use_clock: u64,
     pub opts: ErrorOptions,
     errors_found: u64,
     errors_suppressed: u64,
     shown_contexts: usize,
+    suppressed_contexts: u64,
+    /// The next `<unique>` number: every new context and every unique error takes one.
+    next_unique: u64,
     limit_hit: bool,
     /// Nesting depth of `VALGRIND_DISABLE_ERROR_REPORTING`.
     disabled: u32,
@@ -114,10 +132,14 @@ impl<E: ErrorDetails> ErrorManager<E> {
             errors: Vec::new(),
             supps: Vec::new(),
             supp_counts: Vec::new(),
+            supp_last_used: Vec::new(),
+            use_clock: 0,
             opts,
             errors_found: 0,
             errors_suppressed: 0,
             shown_contexts: 0,
+            suppressed_contexts: 0,
+            next_unique: 0,
             limit_hit: false,
             disabled: 0,
         }
@@ -134,6 +156,7 @@ impl<E: ErrorDetails> ErrorManager<E> {
 
     pub fn add_suppressions(&mut self, supps: Vec<Suppression>) {
         self.supp_counts.resize(self.supp_counts.len() + supps.len(), 0);
+        self.supp_last_used.resize(self.supp_counts.len(), 0);
         self.supps.extend(supps);
     }
 
@@ -172,7 +195,7 @@ impl<E: ErrorDetails> ErrorManager<E> {
             e.count += 1;
             return match e.suppressed_by {
                 Some(s) => {
-                    self.supp_counts[s] += 1;
+                    self.use_suppression(s);
                     self.errors_suppressed += 1;
                     Recorded::Suppressed(s)
                 }
@@ -192,12 +215,14 @@ impl<E: ErrorDetails> ErrorManager<E> {
             .supps
             .iter()
             .position(|s| s.matches(&info.tool, &info.supp_kind, &frames, |x| details.supp_extra_matches(x)));
-        let unique = self.errors.len() as u64;
+        let unique = self.next_unique;
+        self.next_unique += 1;
         self.errors.push(ErrorRecord { unique, kind, ctx, tid, details, count: 1, suppressed_by: supp });
         match supp {
             Some(s) => {
-                self.supp_counts[s] += 1;
+                self.use_suppression(s);
                 self.errors_suppressed += 1;
+                self.suppressed_contexts += 1;
                 Recorded::Suppressed(s)
             }
             None => {
@@ -206,6 +231,44 @@ impl<E: ErrorDetails> ErrorManager<E> {
                 Recorded::New(self.errors.len() - 1)
             }
         }
+    }
+
+    fn use_suppression(&mut self, s: usize) {
+        self.supp_counts[s] += 1;
+        self.use_clock += 1;
+        self.supp_last_used[s] = self.use_clock;
+    }
+
+    /// Reports an error that is never merged with another (Valgrind's unique errors: memcheck's
+    /// loss records). It takes a `<unique>` number; it is matched against the suppressions
+    /// (`extra_ok` checks a suppression's extra lines); `count` says whether it counts in the
+    /// error summary (as an error, or as a suppressed one). It is not kept.
+    pub fn record_unique(
+        &mut self,
+        kind: ErrorKindId,
+        frames: &[FrameDesc],
+        extra_ok: impl Fn(&[String]) -> bool,
+        count: bool,
+    ) -> UniqueError {
+        let unique = self.next_unique;
+        self.next_unique += 1;
+        let info = &self.kinds[kind.0 as usize];
+        let supp = self.supps.iter().position(|s| s.matches(&info.tool, &info.supp_kind, frames, &extra_ok));
+        match supp {
+            Some(s) => {
+                self.use_suppression(s);
+                if count {
+                    self.errors_suppressed += 1;
+                    self.suppressed_contexts += 1;
+                }
+            }
+            None if count => {
+                self.errors_found += 1;
+                self.shown_contexts += 1;
+            }
+            None => {}
+        }
+        UniqueError { unique, suppressed_by: supp }
     }
 
     pub fn error(&self, i: usize) -> &ErrorRecord<E> {
@@ -222,26 +285,32 @@ impl<E: ErrorDetails> ErrorManager<E> {
         self.errors_found
     }
 
-    /// Suppressions with their use counts, used ones only.
-    pub fn used_suppressions(&self) -> impl Iterator<Item = (&Suppression, u64)> {
-        self.supps.iter().zip(self.supp_counts.iter().copied()).filter(|(_, c)| *c > 0)
+    /// The used suppressions with their indices and use counts, most recently used first.
+    pub fn used_suppressions(&self) -> impl Iterator<Item = (usize, &Suppression, u64)> {
+        let mut used: Vec<usize> = (0..self.supps.len()).filter(|&i| self.supp_counts[i] > 0).collect();
+        used.sort_by_key(|&i| core::cmp::Reverse(self.supp_last_used[i]));
+        used.into_iter().map(|i| (i, &self.supps[i], self.supp_counts[i]))
     }
 
-    /// `ERROR SUMMARY: N errors from M contexts (suppressed: X from Y)`.
+    /// `ERROR SUMMARY: N errors from M contexts (suppressed: X from Y)`: Y counts the
+    /// suppressed contexts.
     pub fn summary_line(&self) -> String {
         format!(
             "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {})",
-            self.errors_found,
-            self.shown_contexts,
-            self.errors_suppressed,
-            self.used_suppressions().count()
+            self.errors_found, self.shown_contexts, self.errors_suppressed, self.suppressed_contexts
         )
     }
 
-    /// `-v`'s list of used suppressions, one line each.
+    /// `-s`'s list of used suppressions, one line each.
     pub fn used_suppression_lines(&self) -> Vec<String> {
+        self.used_suppression_lines_with(|_| String::new())
+    }
+
+    /// The same, each line followed by the tool's note on suppression `i` (memcheck's
+    /// " suppressed: N bytes in M blocks" for leak suppressions).
+    pub fn used_suppression_lines_with(&self, note: impl Fn(usize) -> String) -> Vec<String> {
         self.used_suppressions()
-            .map(|(s, c)| format!("used_suppression: {c:>6} {} {}:{}", s.name, s.file, s.line))
+            .map(|(i, s, c)| format!("used_suppression: {c:>6} {} {}:{}{}", s.name, s.file, s.line, note(i)))
             .collect()
     }
 

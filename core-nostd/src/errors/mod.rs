@@ -10,5 +10,5 @@ pub mod xml;
 #[cfg(test)]
 mod tests;
 
-pub use manager::{ErrorDetails, ErrorKindId, ErrorKindInfo, ErrorManager, ErrorOptions, ErrorRecord, Recorded};
+pub use manager::{ErrorDetails, ErrorKindId, ErrorKindInfo, ErrorManager, ErrorOptions, ErrorRecord, Recorded, UniqueError};
 pub use supp::{FramePat, SuppParseError, Suppression, gen_suppression, parse_suppressions, stack_matches};

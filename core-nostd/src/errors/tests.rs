@@ -250,7 +250,7 @@ fn xml_is_well_formed_and_complete() {
         what: xml::What::Plain("Invalid read of size 4"),
         stack: &frames,
         tool_xml: "  <auxwhat>Address 0x0 is not stack'd, malloc'd or (recently) free'd</auxwhat>\n",
-        suppression: Some(xml::XmlSuppression { name: "<insert_a_suppression_name_here>", kind: "Memcheck:Addr4", aux: None, frames: &frames }),
+        suppression: Some(xml::XmlSuppression { name: "<insert_a_suppression_name_here>", kind: "Memcheck:Addr4", aux: None, frames: &frames, raw: "{\n   x\n}\n" }),
     }));
     doc.push_str(&xml::error(&xml::XmlError {
         unique: 1,

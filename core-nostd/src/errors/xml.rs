@@ -1,13 +1,83 @@
 //! XML output, protocol 4 (`--xml=yes`): the document's parts written as text in order
 //! (header, preamble, pid/ppid/tool, args, status, errors, error counts, suppression counts,
-//! footer). The caller sends each part to the XML sink as it is produced.
+//! footer), and the sink they go to (`--xml-file=` or `--xml-fd=`): the caller sends each part
+//! to the sink as it is produced.
+//!
+//! Uses [`crate::syscall`] (the sink, the clock, the parent's pid).
 
 use alloc::format;
 use alloc::string::String;
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use crate::debuginfo::FrameDesc;
+use crate::reportopts::XmlDest;
+use crate::syscall;
 
-/// Escapes text for element content.
+/// The sink's descriptor; negative: no XML output.
+static SINK: AtomicI32 = AtomicI32::new(-1);
+/// When the sink was opened (monotonic nanoseconds): `<time>` counts from there.
+static START_NS: AtomicU64 = AtomicU64::new(0);
+
+fn monotonic_ns() -> u64 {
+    const CLOCK_MONOTONIC: usize = 1;
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` is a writable timespec (two 64-bit words) that outlives the call.
+    let r = unsafe { syscalls::syscall!(syscall::Sysno::clock_gettime, CLOCK_MONOTONIC, ts.as_mut_ptr()) };
+    r.map_or(0, |_| ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
+}
+
+/// Opens the XML destination (a file is created or truncated; a descriptor is used as it
+/// is). The error is the message to give the user.
+pub fn open_sink(dest: &XmlDest) -> Result<(), String> {
+    let fd = match dest {
+        XmlDest::Fd(fd) => *fd,
+        XmlDest::File(name) => {
+            let flags = syscall::O_WRONLY | syscall::O_CREAT | syscall::O_TRUNC | syscall::O_CLOEXEC;
+            let fd = syscall::open(name, flags, 0o600)
+                .map_err(|e| format!("Can't create XML file '{name}' ({})", syscall::strerror(e)))?;
+            // Out of the guest's usual range, as the log is.
+            match syscall::dup_min(fd, crate::log::SAFE_FD_MIN) {
+                Ok(safe) => {
+                    let _ = syscall::close(fd);
+                    safe
+                }
+                Err(_) => fd,
+            }
+        }
+    };
+    START_NS.store(monotonic_ns(), Ordering::Relaxed);
+    SINK.store(fd, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether XML output is on (the sink is open).
+pub fn enabled() -> bool {
+    SINK.load(Ordering::Relaxed) >= 0
+}
+
+/// Writes a part of the document to the sink.
+pub fn write(text: &str) {
+    let fd = SINK.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let _ = syscall::write_all(fd, text.as_bytes());
+    }
+}
+
+/// The time since the sink was opened as `<time>` shows it: `days:hours:minutes:seconds.millis `.
+pub fn elapsed() -> String {
+    let ms = monotonic_ns().saturating_sub(START_NS.load(Ordering::Relaxed)) / 1_000_000;
+    let (s, ms) = (ms / 1000, ms % 1000);
+    format!("{:02}:{:02}:{:02}:{:02}.{ms:03} ", s / 86400, s / 3600 % 24, s / 60 % 60, s % 60)
+}
+
+/// The parent process's id, for `<ppid>`.
+pub fn ppid() -> u32 {
+    // SAFETY: no arguments, no memory effects.
+    unsafe { syscalls::syscall!(syscall::Sysno::getppid) }.map_or(0, |p| p as u32)
+}
+
+/// Escapes text for element content: `&`, `<` and `>`, as Valgrind does (quotes need no
+/// escaping outside attributes).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -15,8 +85,6 @@ pub fn escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
             // Control characters are not allowed in XML 1.0 text.
             c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => out.push('?'),
             c => out.push(c),
@@ -121,6 +189,8 @@ pub struct XmlSuppression<'a> {
     pub kind: &'a str,
     pub aux: Option<&'a str>,
     pub frames: &'a [FrameDesc],
+    /// The suppression as `--gen-suppressions` prints it, for `<rawtext>`.
+    pub raw: &'a str,
 }
 
 /// One `<error>`.
@@ -165,6 +235,10 @@ pub fn error(e: &XmlError<'_>) -> String {
                 (None, None) => s.push_str("    <sframe> <obj>*</obj> </sframe>\n"),
             }
         }
+        // CDATA cannot hold "]]>"; a suppression's text never has it, but stay well-formed.
+        s.push_str("    <rawtext>\n<![CDATA[\n");
+        s.push_str(&sp.raw.replace("]]>", "]]]]><![CDATA[>"));
+        s.push_str("]]>\n    </rawtext>\n");
         s.push_str("  </suppression>\n");
     }
     s.push_str("</error>\n\n");

@@ -18,6 +18,13 @@ pub enum AddrDesc {
     Block { rel: String, size: u64, freed: bool, alloc: ExeContextId, free: Option<ExeContextId> },
     /// On a thread's stack; `below_sp` bytes below its stack pointer if positive.
     Stack { tid: u32, below_sp: u64 },
+    /// Relative to a client-defined block: one named by `CREATE_BLOCK` (`what` is the
+    /// client's description) or a live pool chunk (`what` is "block"); `alloc` is where it
+    /// was described.
+    Client { rel: String, what: String, size: u64, alloc: ExeContextId },
+    /// Relative to a live heap block that also holds a recently freed block (a pool chunk
+    /// freed inside its superblock, say): "a recently re-allocated block".
+    Reallocated { rel: String, size: u64, alloc: ExeContextId },
 }
 
 /// The details of a memcheck error.
@@ -35,6 +42,8 @@ pub enum McError {
     Free { what: &'static str, addr: u64, desc: AddrDesc },
     /// Deallocation by the wrong function.
     Mismatch { addr: u64, desc: AddrDesc },
+    /// A mempool request naming no pool.
+    IllegalMempool { addr: u64, desc: AddrDesc },
     /// A client check request found a bad byte.
     User { unaddressable: bool, addr: u64, desc: AddrDesc },
     /// realloc/malloc argument values that make no sense.
@@ -55,6 +64,7 @@ impl ErrorDetails for McError {
             }
             (McError::Free { what: a, .. }, McError::Free { what: b, .. }) => a == b,
             (McError::Mismatch { .. }, McError::Mismatch { .. }) => true,
+            (McError::IllegalMempool { .. }, McError::IllegalMempool { .. }) => true,
             (McError::User { unaddressable: a, .. }, McError::User { unaddressable: b, .. }) => a == b,
             (McError::Fishy { func: a, arg: x, .. }, McError::Fishy { func: b, arg: y, .. }) => a == b && x == y,
             (McError::Overlap { func: a, .. }, McError::Overlap { func: b, .. }) => a == b,
@@ -83,6 +93,7 @@ pub struct Kinds {
     pub param: ErrorKindId,
     pub free: ErrorKindId,
     pub mismatch: ErrorKindId,
+    pub mempool: ErrorKindId,
     pub fishy: ErrorKindId,
     pub user: ErrorKindId,
     pub overlap: ErrorKindId,
@@ -111,6 +122,7 @@ impl Kinds {
             param: em.register_kind("Memcheck", "Param", "SyscallParam"),
             free: em.register_kind("Memcheck", "Free", "InvalidFree"),
             mismatch: em.register_kind("Memcheck", "Free", "MismatchedFree"),
+            mempool: em.register_kind("Memcheck", "Mempool", "InvalidMemPool"),
             fishy: em.register_kind("Memcheck", "FishyValue", "FishyValue"),
             user: em.register_kind("Memcheck", "User", "ClientCheck"),
             overlap: em.register_kind("Memcheck", "Overlap", "Overlap"),
@@ -125,6 +137,7 @@ impl Kinds {
             McError::Param { .. } => self.param,
             McError::Free { .. } => self.free,
             McError::Mismatch { .. } => self.mismatch,
+            McError::IllegalMempool { .. } => self.mempool,
             McError::Fishy { .. } => self.fishy,
             McError::User { .. } => self.user,
             McError::Overlap { .. } => self.overlap,
@@ -143,6 +156,7 @@ pub fn headline(e: &McError) -> String {
         }
         McError::Free { what, .. } => format!("Invalid {what}"),
         McError::Mismatch { .. } => String::from("Mismatched free() / delete / delete []"),
+        McError::IllegalMempool { .. } => String::from("Illegal memory pool address"),
         McError::User { unaddressable, .. } => format!(
             "{} byte(s) found during client check request",
             if *unaddressable { "Unaddressable" } else { "Uninitialised" }
@@ -169,13 +183,25 @@ pub fn describe(addr: u64, d: &AddrDesc, trace: &dyn Fn(ExeContextId) -> String)
         }
         AddrDesc::Block { rel, size, freed, alloc, free } => {
             let mut s = format!(
-                " Address 0x{addr:x} is {rel} a block of size {size} {}\n",
+                " Address 0x{addr:x} is {rel} a block of size {} {}\n",
+                crate::commas(*size),
                 if *freed { "free'd" } else { "alloc'd" }
             );
             if let Some(f) = free {
                 s.push_str(&trace(*f));
                 s.push_str(" Block was alloc'd at\n");
             }
+            s.push_str(&trace(*alloc));
+            s
+        }
+        AddrDesc::Client { rel, what, size, alloc } => {
+            let mut s = format!(" Address 0x{addr:x} is {rel} a {what} of size {} client-defined\n", crate::commas(*size));
+            s.push_str(&trace(*alloc));
+            s
+        }
+        AddrDesc::Reallocated { rel, size, alloc } => {
+            let mut s =
+                format!(" Address 0x{addr:x} is {rel} a recently re-allocated block of size {} alloc'd\n", crate::commas(*size));
             s.push_str(&trace(*alloc));
             s
         }
@@ -192,10 +218,24 @@ pub fn text(e: &McError, stack: &str, trace: &dyn Fn(ExeContextId) -> String) ->
         | McError::Param { addr, desc, .. }
         | McError::Free { addr, desc, .. }
         | McError::Mismatch { addr, desc }
+        | McError::IllegalMempool { addr, desc }
         | McError::User { addr, desc, .. } => s.push_str(&describe(*addr, desc, trace)),
         _ => {}
     }
     s
+}
+
+/// The lines saying where an undefined value was created (`--track-origins=yes`), after the
+/// rest of its error's text; `stack` is the printed stack of its creation.
+pub fn origin_text(kind: crate::origins::OriginKind, stack: &str) -> String {
+    use crate::origins::OriginKind;
+    let how = match kind {
+        OriginKind::Heap => " by a heap allocation",
+        OriginKind::Stack => " by a stack allocation",
+        OriginKind::Client => " by a client request",
+        OriginKind::Unknown => "",
+    };
+    format!(" Uninitialised value was created{how}\n{stack}")
 }
 
 /// Record `e` at stack `ctx`; returns whether it is a new context to show.

@@ -8,7 +8,9 @@
 //!   shadow-memory checks;
 //! - [`errors`]: error kinds, wording and recording (`mc_errors`);
 //! - [`malloc`]: the replaced allocator and its blocks (`mc_malloc_wrappers`);
+//! - [`mempool`]: the client's memory pools and their chunks;
 //! - [`leak`]: the leak checker (`mc_leakcheck`);
+//! - [`origins`], [`otag_mem`]: `--track-origins=yes` (origin tags and their memory);
 //! - [`strmem`]: the string and memory function replacements (`mc_replace_strmem`);
 //! - [`clientreq`]: the `memcheck.h` client requests;
 //! - [`options`]: memcheck's command-line options.
@@ -25,10 +27,14 @@ pub mod errors;
 pub mod fastpath;
 pub mod leak;
 pub mod malloc;
+pub mod mempool;
 pub mod options;
+pub mod origins;
+pub mod otag_mem;
 pub mod shadow;
 pub mod strmem;
 pub mod translate;
+pub mod xml;
 
 use alloc::format;
 use alloc::string::String;
@@ -65,6 +71,12 @@ pub struct State {
     pub stub_page: u64,
     /// The string and memory function replacements.
     pub strmem: StrMem,
+    /// What the client requests leave behind (named blocks, unreported ranges).
+    pub creq: clientreq::ClientReqs,
+    /// The client's memory pools.
+    pub pools: mempool::Pools,
+    /// Origin tracking's memory (`--track-origins=yes` only).
+    pub origins: Option<origins::OriginState>,
 }
 
 struct Global(UnsafeCell<Option<State>>);
@@ -151,12 +163,26 @@ fn ctx_text(ctx: ExeContextId) -> String {
 
 /// Report error `e` that happened at `ips`.
 fn report(e: McError, ips: &[u64]) {
+    report_o(e, ips, 0)
+}
+
+/// Report error `e` that happened at `ips`, its undefined value having origin `tag` (0: none
+/// known; a syscall parameter's or client check's is that of its first undefined byte).
+fn report_o(e: McError, ips: &[u64], tag: u32) {
+    let tag = match e {
+        McError::Param { unaddressable: false, addr, .. } | McError::User { unaddressable: false, addr, .. } => origins::tag_at(addr),
+        _ => tag,
+    };
     let s = st();
     let ctx = s.ectx.intern(ips);
     let shown = e.clone();
     match errors::record(&mut s.em, &s.kinds, &s.ectx, ctx, e, || frames_of(ips)) {
+        Recorded::New(i) if xml::on() => xml::report(i, &shown, ips, origins::split_tag(tag)),
         Recorded::New(i) => {
             let mut text = errors::text(&shown, &trace_text(ips), &ctx_text);
+            if let Some((octx, kind)) = origins::split_tag(tag) {
+                text.push_str(&errors::origin_text(kind, &ctx_text(octx)));
+            }
             text.push('\n');
             vg_core::log::user_lines(&text);
             if vg_core::reportopts::get().gen_suppressions == vg_core::reportopts::GenSuppressions::All {
@@ -187,16 +213,39 @@ fn exit_now() -> ! {
 }
 
 fn report_here(e: McError, pc: u64) {
-    // The replacements keep no frame: their caller's return address is on top of the stack.
-    let ips = if st().strmem.replacement_at(pc).is_some() { replacement_ips(pc, 0) } else { vg_core::stacks::trace_ips(regs_at(pc)) };
-    report(e, &ips);
+    report_here_o(e, pc, 0)
 }
 
-/// What `a` is, for an error's address line.
+fn report_here_o(e: McError, pc: u64, tag: u32) {
+    // The replacements keep no frame: their caller's return address is on top of the stack.
+    let ips = if st().strmem.replacement_at(pc).is_some() { replacement_ips(pc, 0) } else { vg_core::stacks::trace_ips(regs_at(pc)) };
+    report_o(e, &ips, tag);
+}
+
+/// What `a` is, for an error's address line. Searched in Valgrind's order: blocks the client
+/// named, chunks of ordinary pools, live heap blocks (a live block that also brackets a freed
+/// one is "recently re-allocated"), freed blocks, chunks of meta pools, then the stack.
 fn describe_addr(a: u64) -> AddrDesc {
     let s = st();
-    if let Some((b, rel)) = s.heap.describe(a) {
-        return AddrDesc::Block { rel, size: b.size, freed: b.free.is_some(), alloc: b.alloc, free: b.free };
+    if let Some((b, off)) = s.creq.describe(a) {
+        return AddrDesc::Client { rel: format!("{} bytes inside", commas(off)), what: b.desc.clone(), size: b.size, alloc: b.at };
+    }
+    let chunk = |(c, rel): (malloc::Block, String)| AddrDesc::Client { rel, what: String::from("block"), size: c.size, alloc: c.alloc };
+    if let Some(d) = s.pools.describe(a, false) {
+        return chunk(d);
+    }
+    let freed = s.heap.describe_freed(a);
+    if let Some((b, rel)) = s.heap.describe_live(a) {
+        if freed.is_some() {
+            return AddrDesc::Reallocated { rel, size: b.size, alloc: b.alloc };
+        }
+        return AddrDesc::Block { rel, size: b.size, freed: false, alloc: b.alloc, free: None };
+    }
+    if let Some((b, rel)) = freed {
+        return AddrDesc::Block { rel, size: b.size, freed: true, alloc: b.alloc, free: b.free };
+    }
+    if let Some(d) = s.pools.describe(a, true) {
+        return chunk(d);
     }
     let sp = regs_at(0).sp;
     // The thread's stack: the client mapping its stack pointer is in.
@@ -212,6 +261,9 @@ fn describe_addr(a: u64) -> AddrDesc {
 }
 
 fn addr_error(write: bool, addr: u64, size: u32, pc: u64) {
+    if st().creq.is_ignored(addr) {
+        return;
+    }
     let desc = describe_addr(addr);
     report_here(McError::Addr { write, size, addr, desc }, pc);
 }
@@ -551,6 +603,7 @@ fn do_alloc(size: u64, align: u64, kind: AllocKind, ips: &[u64], zeroed: bool) -
             unsafe { core::ptr::write_bytes(p as *mut u8, b, size as usize) };
         }
         s.shadow.make_undefined(p, size);
+        origins::tag_range(p, size, origins::make_tag(ctx, origins::OriginKind::Heap));
     }
     p
 }
@@ -562,6 +615,8 @@ fn do_free(p: u64, kind: AllocKind, ips: &[u64]) {
     }
     let s = st();
     let Some(b) = s.heap.live.get(&p).copied() else {
+        // Valgrind counts every attempt in the HEAP SUMMARY's frees.
+        s.heap.stats.frees += 1;
         let desc = describe_addr(p);
         report(McError::Free { what: "free() / delete / delete[] / realloc()", addr: p, desc }, ips);
         return;
@@ -573,11 +628,16 @@ fn do_free(p: u64, kind: AllocKind, ips: &[u64]) {
     let s = st();
     let ctx = s.ectx.intern(ips);
     s.heap.free(p, ctx);
-    if let Some(f) = s.opts.free_fill {
+    // A custom allocator's block is the client's memory: not filled, as in Valgrind.
+    if let Some(f) = s.opts.free_fill
+        && b.kind != AllocKind::Custom
+    {
         // SAFETY: the block's payload is client memory of this heap.
         unsafe { core::ptr::write_bytes(p as *mut u8, f, b.size as usize) };
     }
-    s.shadow.make_noaccess(p, b.size);
+    // With the redzones: a custom block's may have been addressable.
+    let rz = s.heap.opts.redzone;
+    s.shadow.make_noaccess(p.saturating_sub(rz), b.size + 2 * rz);
 }
 
 fn fishy(func: &'static str, arg: &'static str, v: u64, ips: &[u64]) -> bool {
@@ -679,6 +739,9 @@ fn realloc(p: u64, size: u64, ips: &[u64]) -> u64 {
     unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, n as usize) };
     let s = st();
     s.shadow.copy_range(p, q, n);
+    if let Some(o) = s.origins.as_mut() {
+        o.mem.copy_range(p, q, n);
+    }
     do_free(p, old.kind, ips);
     q
 }
@@ -697,6 +760,8 @@ impl Tool for Memcheck {
     const NAME: &'static str = "memcheck";
     const BANNER: &'static str = "Memcheck, a memory error detector";
     const COPYRIGHT: &'static str = "Copyright (C) the valgrind-rs authors; GNU GPL'd.";
+    const XML_OUTPUT: bool = true;
+    const RUN_FREERES: bool = true;
 
     fn process_option(&mut self, arg: &str) -> OptionResult {
         match self.opts.parse(arg) {
@@ -733,11 +798,15 @@ impl Tool for Memcheck {
             opts: self.opts,
             stub_page: 0,
             strmem: StrMem::default(),
+            creq: clientreq::ClientReqs::default(),
+            pools: mempool::Pools::default(),
+            origins: self.opts.track_origins.then(origins::OriginState::default),
         };
         // SAFETY: before the guest starts; nothing else uses the state yet.
         unsafe { *STATE.0.get() = Some(state) };
         vg_core::tool::set_mem_events(&EVENTS);
         vg_linux::observer::set(&OBSERVER);
+        xml::start();
     }
 
     fn instrument(&mut self, sb: Superblock, layout: &StateLayout) -> Superblock {
@@ -753,6 +822,7 @@ impl Tool for Memcheck {
             fp_offset: vg_amd64_guest::state::off_gpr(vg_amd64_guest::state::RBP),
             expensive_cmp: self.opts.expensive_cmp,
             undef_errors: self.opts.undef_value_errors,
+            origins: self.opts.track_origins.then(origins::helpers),
         };
         translate::instrument(sb, &cfg, &helpers())
     }
@@ -768,6 +838,14 @@ impl Tool for Memcheck {
         if code == strmem::OVERLAP_REQ {
             overlap(args);
             return Some(0);
+        }
+        if code == clientreq::code::MAKE_MEM_UNDEFINED && st().origins.is_some() {
+            let ips = vg_core::stacks::trace_ips(regs_at(current_pc()));
+            let ctx = st().ectx.intern(&ips);
+            origins::tag_range(args[1], args[2], origins::make_tag(ctx, origins::OriginKind::Client));
+        }
+        if let Some(r) = leak::client_request(args) {
+            return Some(r);
         }
         clientreq::handle(args)
     }
@@ -814,7 +892,8 @@ mod tests {
         assert_eq!(m.opts.leak_check, LeakCheck::Full);
         assert_eq!(m.process_option("--redzone-size=64"), OptionResult::Taken);
         assert_eq!(m.opts.heap.redzone, 64);
-        assert!(matches!(m.process_option("--leak-check=maybe"), OptionResult::Bad(_)));
+        // A bad choice among fixed words is an unknown option, as in Valgrind.
+        assert_eq!(m.process_option("--leak-check=maybe"), OptionResult::Unknown);
         assert_eq!(m.process_option("--nonsense=1"), OptionResult::Unknown);
         assert_eq!(m.process_option("--malloc-fill=0xAB"), OptionResult::Taken);
         assert_eq!(m.opts.malloc_fill, Some(0xab));

@@ -4,6 +4,10 @@
 //! freed blocks kept no-access for a while (`--freelist-vol=`) so that uses after free are
 //! caught; and the guest code stubs that stand in for the replaced functions.
 //!
+//! Blocks the client's own allocators describe (`MALLOCLIKE_BLOCK`, and pool chunks kept by
+//! [`crate::mempool`]) are [`AllocKind::Custom`] blocks: live in the same table and freed
+//! through the same queue, but their memory is the client's, never this heap's.
+//!
 //! The stubs: redirection needs guest code to send calls to. Each replaced function gets a
 //! small stub in a client page this module maps: it stores its code and the argument
 //! registers in a client-request block on the stack, runs the client-request sequence of
@@ -11,6 +15,8 @@
 //! (see `Memcheck::handle_client_request`).
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -23,6 +29,8 @@ pub enum AllocKind {
     Malloc,
     New,
     NewArray,
+    /// Described by the client (`MALLOCLIKE_BLOCK`, a pool chunk): not this heap's memory.
+    Custom,
 }
 
 /// A live or freed block.
@@ -37,6 +45,33 @@ pub struct Block {
     /// The backing allocation holding the block and its redzones.
     base: u64,
     layout: Layout,
+}
+
+impl Block {
+    /// A block of the client's own allocator at `start` (its memory is the client's).
+    pub fn custom(start: u64, size: u64, alloc: ExeContextId) -> Block {
+        Block { start, size, kind: AllocKind::Custom, alloc, free: None, base: 0, layout: Layout::new::<u8>() }
+    }
+
+    /// This block moved to `start` with `size` bytes (a pool chunk changed or trimmed).
+    pub fn moved(self, start: u64, size: u64) -> Block {
+        Block { start, size, ..self }
+    }
+}
+
+/// Where `a` is relative to the block `[start, start+size)` if it is inside it or within `rz`
+/// bytes of it ("4 bytes inside", "0 bytes after", "1,024 bytes before").
+pub fn relative(a: u64, start: u64, size: u64, rz: u64) -> Option<String> {
+    if a < start.saturating_sub(rz) || a >= start.saturating_add(size).saturating_add(rz) {
+        return None;
+    }
+    Some(if a < start {
+        format!("{} bytes before", crate::commas(start - a))
+    } else if a - start >= size {
+        format!("{} bytes after", crate::commas(a - start - size))
+    } else {
+        format!("{} bytes inside", crate::commas(a - start))
+    })
 }
 
 /// One replaced function.
@@ -58,30 +93,30 @@ const CXX: &[&str] = &["libstdc++*", "libc++*", "NONE"];
 pub const REPLACED: &[Replaced] = &[
     Replaced { name: "malloc", display: "malloc", line: 381, sonames: LIBC },
     Replaced { name: "calloc", display: "calloc", line: 1328, sonames: LIBC },
-    Replaced { name: "realloc", display: "realloc", line: 1451, sonames: LIBC },
-    Replaced { name: "free", display: "free", line: 884, sonames: LIBC },
-    Replaced { name: "memalign", display: "memalign", line: 1546, sonames: LIBC },
-    Replaced { name: "posix_memalign", display: "posix_memalign", line: 1714, sonames: LIBC },
-    Replaced { name: "aligned_alloc", display: "aligned_alloc", line: 1600, sonames: LIBC },
-    Replaced { name: "valloc", display: "valloc", line: 1650, sonames: LIBC },
-    Replaced { name: "pvalloc", display: "pvalloc", line: 1680, sonames: LIBC },
-    Replaced { name: "malloc_usable_size", display: "malloc_usable_size", line: 1760, sonames: LIBC },
+    Replaced { name: "realloc", display: "realloc", line: 1437, sonames: LIBC },
+    Replaced { name: "free", display: "free", line: 872, sonames: LIBC },
+    Replaced { name: "memalign", display: "memalign", line: 1517, sonames: LIBC },
+    Replaced { name: "posix_memalign", display: "posix_memalign", line: 1689, sonames: LIBC },
+    Replaced { name: "aligned_alloc", display: "aligned_alloc", line: 1730, sonames: LIBC },
+    Replaced { name: "valloc", display: "valloc", line: 1568, sonames: LIBC },
+    Replaced { name: "pvalloc", display: "pvalloc", line: 1808, sonames: LIBC },
+    Replaced { name: "malloc_usable_size", display: "malloc_usable_size", line: 1767, sonames: LIBC },
     Replaced { name: "reallocarray", display: "reallocarray", line: 1490, sonames: LIBC },
     Replaced { name: "_Znwm", display: "operator new(unsigned long)", line: 422, sonames: CXX },
     Replaced { name: "_Znam", display: "operator new[](unsigned long)", line: 640, sonames: CXX },
-    Replaced { name: "_ZnwmRKSt9nothrow_t", display: "operator new(unsigned long, std::nothrow_t const&)", line: 434, sonames: CXX },
-    Replaced { name: "_ZnamRKSt9nothrow_t", display: "operator new[](unsigned long, std::nothrow_t const&)", line: 652, sonames: CXX },
-    Replaced { name: "_ZdlPv", display: "operator delete(void*)", line: 1073, sonames: CXX },
-    Replaced { name: "_ZdaPv", display: "operator delete[](void*)", line: 1110, sonames: CXX },
-    Replaced { name: "_ZdlPvm", display: "operator delete(void*, unsigned long)", line: 1081, sonames: CXX },
-    Replaced { name: "_ZdaPvm", display: "operator delete[](void*, unsigned long)", line: 1118, sonames: CXX },
-    Replaced { name: "_ZnwmSt11align_val_t", display: "operator new(unsigned long, std::align_val_t)", line: 470, sonames: CXX },
-    Replaced { name: "_ZnamSt11align_val_t", display: "operator new[](unsigned long, std::align_val_t)", line: 688, sonames: CXX },
-    Replaced { name: "_ZdlPvSt11align_val_t", display: "operator delete(void*, std::align_val_t)", line: 1096, sonames: CXX },
-    Replaced { name: "_ZdaPvSt11align_val_t", display: "operator delete[](void*, std::align_val_t)", line: 1133, sonames: CXX },
-    Replaced { name: "_ZdlPvmSt11align_val_t", display: "operator delete(void*, unsigned long, std::align_val_t)", line: 1100, sonames: CXX },
-    Replaced { name: "_ZdaPvmSt11align_val_t", display: "operator delete[](void*, unsigned long, std::align_val_t)", line: 1137, sonames: CXX },
-    Replaced { name: "cfree", display: "cfree", line: 884, sonames: LIBC },
+    Replaced { name: "_ZnwmRKSt9nothrow_t", display: "operator new(unsigned long, std::nothrow_t const&)", line: 530, sonames: CXX },
+    Replaced { name: "_ZnamRKSt9nothrow_t", display: "operator new[](unsigned long, std::nothrow_t const&)", line: 747, sonames: CXX },
+    Replaced { name: "_ZdlPv", display: "operator delete(void*)", line: 923, sonames: CXX },
+    Replaced { name: "_ZdaPv", display: "operator delete[](void*)", line: 1103, sonames: CXX },
+    Replaced { name: "_ZdlPvm", display: "operator delete(void*, unsigned long)", line: 935, sonames: CXX },
+    Replaced { name: "_ZdaPvm", display: "operator delete[](void*, unsigned long)", line: 1116, sonames: CXX },
+    Replaced { name: "_ZnwmSt11align_val_t", display: "operator new(unsigned long, std::align_val_t)", line: 480, sonames: CXX },
+    Replaced { name: "_ZnamSt11align_val_t", display: "operator new[](unsigned long, std::align_val_t)", line: 698, sonames: CXX },
+    Replaced { name: "_ZdlPvSt11align_val_t", display: "operator delete(void*, std::align_val_t)", line: 983, sonames: CXX },
+    Replaced { name: "_ZdaPvSt11align_val_t", display: "operator delete[](void*, std::align_val_t)", line: 1167, sonames: CXX },
+    Replaced { name: "_ZdlPvmSt11align_val_t", display: "operator delete(void*, unsigned long, std::align_val_t)", line: 996, sonames: CXX },
+    Replaced { name: "_ZdaPvmSt11align_val_t", display: "operator delete[](void*, unsigned long, std::align_val_t)", line: 1180, sonames: CXX },
+    Replaced { name: "cfree", display: "cfree", line: 898, sonames: LIBC },
 ];
 
 /// Request code of the first stub (tool code 'M','C', far from `memcheck.h`'s requests).
@@ -206,8 +241,7 @@ impl Heap {
         let base = self.raw_alloc(layout, backing)?;
         let start = (base + rz).next_multiple_of(align);
         self.live.insert(start, Block { start, size, kind, alloc: ctx, free: None, base, layout });
-        self.stats.allocs += 1;
-        self.stats.bytes_allocated += size;
+        self.count_alloc(size);
         Some(start)
     }
 
@@ -217,42 +251,57 @@ impl Heap {
         let mut b = self.live.remove(&p)?;
         b.free = Some(ctx);
         self.stats.frees += 1;
+        self.retire(b);
+        Some(b)
+    }
+
+    /// Record a client-described block (`MALLOCLIKE_BLOCK`) as live; counted as an
+    /// allocation, as Valgrind counts it.
+    pub fn add_custom(&mut self, start: u64, size: u64, ctx: ExeContextId) {
+        self.live.insert(start, Block::custom(start, size, ctx));
+        self.count_alloc(size);
+    }
+
+    /// Count an allocation of `size` bytes (pool chunks are counted but kept by their pool).
+    pub fn count_alloc(&mut self, size: u64) {
+        self.stats.allocs += 1;
+        self.stats.bytes_allocated += size;
+    }
+
+    /// Put freed block `b` (its free stack set) on the freed queue, so that uses after free
+    /// are described; blocks leaving the queue go back to the allocator if they are its.
+    pub fn retire(&mut self, b: Block) {
         self.freed_vol += b.size;
         self.freed.push_back(b);
         while self.freed_vol > self.opts.freelist_vol
             && let Some(old) = self.freed.pop_front()
         {
             self.freed_vol -= old.size;
-            self.raw_free(old.base, old.layout);
+            if old.kind != AllocKind::Custom {
+                self.raw_free(old.base, old.layout);
+            }
         }
-        Some(b)
+    }
+
+    /// The live block whose payload or redzones hold `a`, with where `a` is in it.
+    pub fn describe_live(&self, a: u64) -> Option<(Block, String)> {
+        let rz = self.opts.redzone;
+        let live = self.live.range(..=a.saturating_add(rz)).next_back().map(|(_, b)| b).into_iter();
+        let before = self.live.range(a..).next().into_iter().map(|(_, b)| b);
+        live.chain(before).find_map(|b| relative(a, b.start, b.size, rz).map(|r| (*b, r)))
+    }
+
+    /// The recently freed block whose payload or redzones hold `a`, with where `a` is in it.
+    pub fn describe_freed(&self, a: u64) -> Option<(Block, String)> {
+        let rz = self.opts.redzone;
+        // Oldest first, as Valgrind searches its queue.
+        self.freed.iter().find_map(|b| relative(a, b.start, b.size, rz).map(|r| (*b, r)))
     }
 
     /// The block (live first, then recently freed) whose payload or redzones hold `a`, with
     /// the description of where `a` is relative to it.
-    pub fn describe(&self, a: u64) -> Option<(Block, alloc::string::String)> {
-        let rz = self.opts.redzone;
-        let rel = |b: &Block| -> Option<alloc::string::String> {
-            let end = b.start + b.size;
-            if a >= b.start && a < end {
-                Some(alloc::format!("{} bytes inside", a - b.start))
-            } else if a >= end && a < end + rz.max(1) {
-                Some(alloc::format!("{} bytes after", a - end))
-            } else if a < b.start && a + rz >= b.start {
-                Some(alloc::format!("{} bytes before", b.start - a))
-            } else {
-                None
-            }
-        };
-        let live = self.live.range(..=a.saturating_add(rz)).next_back().map(|(_, b)| b).into_iter();
-        let before = self.live.range(a..).next().into_iter().map(|(_, b)| b);
-        for b in live.chain(before) {
-            if let Some(r) = rel(b) {
-                return Some((*b, r));
-            }
-        }
-        // Most recently freed first, as Valgrind searches.
-        self.freed.iter().rev().find_map(|b| rel(b).map(|r| (*b, r)))
+    pub fn describe(&self, a: u64) -> Option<(Block, String)> {
+        self.describe_live(a).or_else(|| self.describe_freed(a))
     }
 
     /// The memory regions the heap's blocks come from.

@@ -26,6 +26,8 @@ pub struct Config {
     pub expensive_cmp: bool,
     /// `--undef-value-errors=`.
     pub undef_errors: bool,
+    /// `--track-origins=yes`: the origin helpers (see [`crate::origins`]).
+    pub origins: Option<crate::origins::OHelpers>,
 }
 
 /// The helpers generated code calls (addresses of `extern "C"` functions).
@@ -99,6 +101,8 @@ struct Mce<'a> {
     sp_temps: Vec<(Temp, i64, u32)>,
     /// Counts the stack pointer's writes so far (a relation holds only until the next one).
     sp_version: u32,
+    /// Origin tracking, if on.
+    o: Option<crate::origins::Origins<'a>>,
 }
 
 impl Mce<'_> {
@@ -604,7 +608,13 @@ impl Mce<'_> {
         let t = self.ty(a);
         let m = self.pcast64(v, t);
         let cond = self.bin(Binop::CmpNE(Ty::I64), m, Atom::u64(0));
-        self.call(self.h.value_error, vec![Atom::u64(size), Atom::u64(self.pc)], Some(cond), false);
+        match (&self.o, &self.cfg.origins) {
+            (Some(o), Some(oh)) => {
+                let args = vec![Atom::u64(size), Atom::u64(self.pc), o.of(a)];
+                self.call(oh.value_error, args, Some(cond), false)
+            }
+            _ => self.call(self.h.value_error, vec![Atom::u64(size), Atom::u64(self.pc)], Some(cond), false),
+        };
         if let Atom::Tmp(t) = a {
             self.shadow[t.0 as usize] = Some(zero(self.out.temp_ty(t)));
         }
@@ -615,7 +625,10 @@ impl Mce<'_> {
         if is_zero(v) || !self.cfg.undef_errors {
             return;
         }
-        self.call(self.h.cond_error, vec![Atom::u64(self.pc)], Some(v), false);
+        match (&self.o, &self.cfg.origins) {
+            (Some(o), Some(oh)) => self.call(oh.cond_error, vec![Atom::u64(self.pc), o.of(g)], Some(v), false),
+            _ => self.call(self.h.cond_error, vec![Atom::u64(self.pc)], Some(v), false),
+        };
         if let Atom::Tmp(t) = g {
             self.shadow[t.0 as usize] = Some(Atom::bool(false));
         }
@@ -635,7 +648,12 @@ impl Mce<'_> {
                 if *off < ss {
                     if *off == self.cfg.sp_offset {
                         let old = self.emit(Expr::Get { off: *off, ty: Ty::I64 });
-                        self.sp_change(old, *val);
+                        match &self.cfg.origins {
+                            Some(oh) => {
+                                self.call(oh.sp_change, vec![old, *val, Atom::u64(self.pc)], None, false);
+                            }
+                            None => self.sp_change(old, *val),
+                        }
                         self.sp_moved(*val);
                     }
                     let v = self.sh(*val);
@@ -667,7 +685,14 @@ impl Mce<'_> {
             Stmt::Dirty(d) => Some((**d).clone()),
             _ => None,
         };
+        if let Some(o) = self.o.as_mut() {
+            o.pre(&mut self.out, &s);
+        }
         self.out.stmts.push(s);
+        if let (Some(o), Some(cas @ Stmt::Cas { .. })) = (self.o.as_mut(), self.out.stmts.last()) {
+            let cas = cas.clone();
+            o.post(&mut self.out, &cas);
+        }
         if let Some((addr, expected, new, old)) = post {
             // The store happened iff the old value equalled the expected one.
             let ty = self.ty(expected);
@@ -770,7 +795,8 @@ pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
     out.next = sb.next;
     out.jump = sb.jump;
     let n = sb.temps.len();
-    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: Vec::new(), sp_version: 0 };
+    let o = cfg.origins.as_ref().map(|oh| crate::origins::Origins::new(oh, cfg.state_size, n));
+    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: Vec::new(), sp_version: 0, o };
     for s in sb.stmts {
         m.stmt(s);
     }

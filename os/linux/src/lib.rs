@@ -43,13 +43,21 @@ pub(crate) fn raw_syscall(nr: u64, a: [u64; 6]) -> u64 {
     }
 }
 
-/// The length of a guest string including its NUL, bounded by readable client memory (an
-/// unreadable or unterminated string counts as 1 byte so that a checker still looks at it).
-fn guest_cstr_len(addr: u64) -> u64 {
-    let n = aspace::readable_extent(addr, 4096) as usize;
-    // SAFETY: [addr, addr+n) is readable client memory.
-    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, n) };
-    bytes.iter().position(|&b| b == 0).map_or(1, |i| i as u64 + 1)
+/// The client's memory as the descriptions read it: bounded by what is readable, so that a bad
+/// guest pointer yields a report from the tool rather than a fault in the core.
+struct ClientMem;
+
+impl table::GuestMem for ClientMem {
+    fn cstr_len(&self, addr: u64) -> u64 {
+        let n = aspace::readable_extent(addr, 4096) as usize;
+        // SAFETY: [addr, addr+n) is readable client memory.
+        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, n) };
+        bytes.iter().position(|&b| b == 0).map_or(1, |i| i as u64 + 1)
+    }
+    fn read_u16(&self, addr: u64) -> Option<u16> {
+        // SAFETY: the two bytes are readable client memory (checked first); unaligned read.
+        (aspace::readable_extent(addr, 2) == 2).then(|| unsafe { core::ptr::read_unaligned(addr as *const u16) })
+    }
 }
 
 fn warn_unhandled(arch: &str, nr: u64) {
@@ -118,8 +126,8 @@ pub fn dispatch_with(arch: &str, state: &mut [u8], nr: u64, args: [u64; 6], regs
     };
     let obs = observer::get();
     if let Some(o) = obs {
-        for (param, addr, len) in table::ranges(d.pre, &args, 0, guest_cstr_len) {
-            o.pre_mem_read(d.name, param, addr, len);
+        for (param, addr, len) in table::ranges(d.pre, &args, 0, &ClientMem) {
+            o.pre_mem_read(d.name, &param, addr, len);
         }
     }
     let out = match d.how {
@@ -139,8 +147,8 @@ pub fn dispatch_with(arch: &str, state: &mut [u8], nr: u64, args: [u64; 6], regs
     if let (Some(o), SyscallOutcome::Return(r)) = (obs, out)
         && r <= (-4096i64) as u64
     {
-        for (param, addr, len) in table::ranges(d.post, &args, r, guest_cstr_len) {
-            o.post_mem_write(d.name, param, addr, len);
+        for (param, addr, len) in table::ranges(d.post, &args, r, &ClientMem) {
+            o.post_mem_write(d.name, &param, addr, len);
         }
     }
     out

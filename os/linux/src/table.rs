@@ -5,6 +5,9 @@
 //! The descriptions are data: the dispatcher turns them into address ranges for the tool
 //! hooks in [`crate::observer`].
 
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::vec::Vec;
 use syscalls::x86_64::Sysno as S;
 
 use crate::emul;
@@ -22,6 +25,10 @@ pub enum Len {
     Ret,
     /// `count(arg n) * size` bytes (arrays of structs, e.g. an iovec array).
     ArgTimes(u8, u64),
+    /// PRE only: a socket address of argument `n` bytes, read as the kernel reads it: the
+    /// family, then that family's fields (a Unix path as a string); padding and unused path
+    /// bytes are not checked. Each field is named `param.field`.
+    Sockaddr(u8),
 }
 
 /// One memory parameter: `param` names it; its address is argument `ptr`.
@@ -147,21 +154,22 @@ pub static TABLE: &[SyscallDesc] = &[
     quick(S::setitimer, "setitimer", &[opt("value", 1, ITIMERVAL)], &[opt("ovalue", 2, ITIMERVAL)]),
     quick(S::getpid, "getpid", &[], &[]),
     pass(S::sendfile, "sendfile", &[opt("offset", 2, Len::Bytes(8))], &[opt("offset", 2, Len::Bytes(8))]),
-    emul(S::socket, "socket", &[], &[], p::pass_fd),
-    pass(S::connect, "connect", &[m("serv_addr", 1, Len::Arg(2))], &[]),
-    emul(S::accept, "accept", &[opt("addrlen", 2, INT)], &[opt("addrlen", 2, INT)], p::pass_fd),
-    pass(S::sendto, "sendto", &[m("msg", 1, Len::Arg(2)), opt("to", 4, Len::Arg(5))], &[]),
-    pass(S::recvfrom, "recvfrom", &[opt("fromlen", 5, INT)], &[m("buf", 1, Len::Ret), opt("fromlen", 5, INT)]),
+    // The socket calls carry the names of their socketcall(2) multiplexer, as Valgrind's do.
+    emul(S::socket, "socketcall.socket", &[], &[], p::pass_fd),
+    pass(S::connect, "socketcall.connect", &[m("serv_addr", 1, Len::Sockaddr(2))], &[]),
+    emul(S::accept, "socketcall.accept", &[opt("addrlen_in", 2, INT)], &[opt("addrlen_out", 2, INT)], p::pass_fd),
+    pass(S::sendto, "socketcall.sendto", &[m("msg", 1, Len::Arg(2)), opt("to", 4, Len::Sockaddr(5))], &[]),
+    pass(S::recvfrom, "socketcall.recvfrom", &[opt("fromlen_in", 5, INT)], &[m("buf", 1, Len::Ret), opt("fromlen_out", 5, INT)]),
     pass(S::sendmsg, "sendmsg", &[m("msg", 1, MSGHDR)], &[]),
     pass(S::recvmsg, "recvmsg", &[m("msg", 1, MSGHDR)], &[m("msg", 1, MSGHDR)]),
-    quick(S::shutdown, "shutdown", &[], &[]),
-    quick(S::bind, "bind", &[m("my_addr", 1, Len::Arg(2))], &[]),
-    quick(S::listen, "listen", &[], &[]),
-    quick(S::getsockname, "getsockname", &[m("namelen", 2, INT)], &[m("namelen", 2, INT)]),
-    quick(S::getpeername, "getpeername", &[m("namelen", 2, INT)], &[m("namelen", 2, INT)]),
-    emul(S::socketpair, "socketpair", &[], &[m("sv", 3, Len::Bytes(8))], p::pass_fd_pair),
-    quick(S::setsockopt, "setsockopt", &[opt("optval", 3, Len::Arg(4))], &[]),
-    quick(S::getsockopt, "getsockopt", &[m("optlen", 4, INT)], &[m("optlen", 4, INT)]),
+    quick(S::shutdown, "socketcall.shutdown", &[], &[]),
+    quick(S::bind, "socketcall.bind", &[m("my_addr", 1, Len::Sockaddr(2))], &[]),
+    quick(S::listen, "socketcall.listen", &[], &[]),
+    quick(S::getsockname, "socketcall.getsockname", &[m("namelen_in", 2, INT)], &[m("namelen_out", 2, INT)]),
+    quick(S::getpeername, "socketcall.getpeername", &[m("namelen_in", 2, INT)], &[m("namelen_out", 2, INT)]),
+    emul(S::socketpair, "socketcall.socketpair", &[], &[m("sv", 3, Len::Bytes(8))], p::pass_fd_pair),
+    quick(S::setsockopt, "socketcall.setsockopt", &[opt("optval", 3, Len::Arg(4))], &[]),
+    quick(S::getsockopt, "socketcall.getsockopt", &[m("optlen", 4, INT)], &[m("optlen_out", 4, INT)]),
     emul(S::clone, "clone", &[], &[], p::clone),
     emul(S::fork, "fork", &[], &[], p::fork),
     emul(S::vfork, "vfork", &[], &[], p::fork),
@@ -325,7 +333,7 @@ pub static TABLE: &[SyscallDesc] = &[
     pass(S::fallocate, "fallocate", &[], &[]),
     quick(S::timerfd_settime, "timerfd_settime", &[m("utmr", 2, ITIMERSPEC)], &[opt("otmr", 3, ITIMERSPEC)]),
     quick(S::timerfd_gettime, "timerfd_gettime", &[], &[m("otmr", 1, ITIMERSPEC)]),
-    emul(S::accept4, "accept4", &[opt("addrlen", 2, INT)], &[opt("addrlen", 2, INT)], p::pass_fd),
+    emul(S::accept4, "socketcall.accept", &[opt("addrlen_in", 2, INT)], &[opt("addrlen_out", 2, INT)], p::pass_fd),
     emul(S::eventfd2, "eventfd2", &[], &[], p::pass_fd),
     emul(S::epoll_create1, "epoll_create1", &[], &[], p::pass_fd),
     emul(S::dup3, "dup3", &[], &[], p::dup2),
@@ -372,31 +380,79 @@ pub fn lookup(nr: u64) -> Option<&'static SyscallDesc> {
     TABLE.binary_search_by_key(&nr, |d| d.nr).ok().map(|i| &TABLE[i])
 }
 
+/// What the descriptions need to read of guest memory, without faulting on bad pointers.
+pub trait GuestMem {
+    /// The length of the string at `addr` including its NUL (an unreadable or unterminated
+    /// string counts as 1 byte, so that a checker still looks at it).
+    fn cstr_len(&self, addr: u64) -> u64;
+    /// The 16-bit value at `addr`, if it is readable.
+    fn read_u16(&self, addr: u64) -> Option<u16>;
+}
+
 /// The address ranges `(param, addr, len)` a list of memory parameters names for arguments
-/// `args` (and, for POST, the call's result `ret`). `cstr_len` measures a guest string
-/// (including its NUL) without reading unmapped memory. Null optional pointers are skipped.
-pub fn ranges(
-    list: &[MemArg],
-    args: &[u64; 6],
-    ret: u64,
-    cstr_len: impl Fn(u64) -> u64,
-) -> alloc::vec::Vec<(&'static str, u64, u64)> {
-    list.iter()
-        .filter_map(|a| {
-            let addr = args[a.ptr as usize];
-            if a.optional && addr == 0 {
-                return None;
+/// `args` (and, for POST, the call's result `ret`). Null optional pointers are skipped.
+pub fn ranges(list: &[MemArg], args: &[u64; 6], ret: u64, mem: &dyn GuestMem) -> Vec<(Cow<'static, str>, u64, u64)> {
+    let mut out = Vec::new();
+    for a in list {
+        let addr = args[a.ptr as usize];
+        if a.optional && addr == 0 {
+            continue;
+        }
+        let len = match a.len {
+            Len::Arg(n) => args[n as usize],
+            Len::Bytes(n) => n,
+            Len::CStr => mem.cstr_len(addr),
+            Len::Ret => ret,
+            Len::ArgTimes(n, size) => args[n as usize].saturating_mul(size),
+            Len::Sockaddr(n) => {
+                sockaddr_ranges(a.param, addr, args[n as usize], mem, &mut out);
+                continue;
             }
-            let len = match a.len {
-                Len::Arg(n) => args[n as usize],
-                Len::Bytes(n) => n,
-                Len::CStr => cstr_len(addr),
-                Len::Ret => ret,
-                Len::ArgTimes(n, size) => args[n as usize].saturating_mul(size),
-            };
-            Some((a.param, addr, len))
-        })
-        .collect()
+        };
+        out.push((Cow::Borrowed(a.param), addr, len));
+    }
+    out
+}
+
+/// A field of a socket address: (name, offset, size); a size of 0 means a NUL-terminated string.
+type SockField = (&'static str, u64, u64);
+
+/// Address families whose socket addresses the kernel reads field by field.
+const SOCKADDR_FIELDS: &[(u16, &[SockField])] = &[
+    // AF_UNSPEC: nothing beyond the family.
+    (0, &[]),
+    // AF_UNIX: the path as a string (what follows its NUL is never read).
+    (1, &[("sun_path", 2, 0)]),
+    // AF_INET: the 8 bytes of sin_zero are padding.
+    (2, &[("sin_port", 2, 2), ("sin_addr", 4, 4)]),
+    (10, &[("sin6_port", 2, 2), ("sin6_flowinfo", 4, 4), ("sin6_addr", 8, 16), ("sin6_scope_id", 24, 4)]),
+    // AF_NETLINK: nl_pad (bytes 2..4) is padding.
+    (16, &[("nl_pid", 4, 4), ("nl_groups", 8, 4)]),
+    // AF_BLUETOOTH (RFCOMM's layout).
+    (31, &[("rc_bdaddr", 2, 6), ("rc_channel", 8, 1)]),
+];
+
+/// The ranges of a socket address `param` of `salen` bytes at `addr`: its family, then the
+/// fields of that family, or for other families everything after the family (`sa_data`). A
+/// null or empty address is not read.
+fn sockaddr_ranges(param: &'static str, addr: u64, salen: u64, mem: &dyn GuestMem, out: &mut Vec<(Cow<'static, str>, u64, u64)>) {
+    if addr == 0 || salen == 0 {
+        return;
+    }
+    let field = |name: &str| Cow::Owned(format!("{param}.{name}"));
+    // The family is read whatever the length says.
+    out.push((field("sa_family"), addr, 2));
+    let Some(family) = mem.read_u16(addr) else { return };
+    match SOCKADDR_FIELDS.iter().find(|(f, _)| *f == family) {
+        Some((_, fields)) => {
+            for &(name, off, size) in *fields {
+                let len = if size == 0 { mem.cstr_len(addr + off) } else { size };
+                out.push((field(name), addr + off, len));
+            }
+        }
+        // The length is a 32-bit socklen_t: a length below 2 wraps, as the kernel's would.
+        None => out.push((field("sa_data"), addr + 2, (salen as u32).wrapping_sub(2) as u64)),
+    }
 }
 
 #[cfg(test)]
@@ -412,7 +468,9 @@ mod tests {
             for a in d.pre.iter().chain(d.post) {
                 assert!(a.ptr < 6, "{}({})", d.name, a.param);
                 assert!(!matches!(a.len, Len::Arg(n) | Len::ArgTimes(n, _) if n >= 6));
+                assert!(!matches!(a.len, Len::Sockaddr(n) if n >= 6));
                 assert!(!(a.len == Len::Ret && d.pre.contains(a)), "{}: Ret in PRE", d.name);
+                assert!(!(matches!(a.len, Len::Sockaddr(_)) && d.post.contains(a)), "{}: Sockaddr in POST", d.name);
             }
         }
         assert_eq!(lookup(1).map(|d| d.name), Some("write"));
@@ -422,18 +480,77 @@ mod tests {
         assert!(!restartable(S::nanosleep as u64) && !restartable(S::epoll_wait as u64));
     }
 
+    /// Guest memory for the tests: `bytes` at `base`, nothing else readable.
+    struct Mem {
+        base: u64,
+        bytes: &'static [u8],
+    }
+    impl GuestMem for Mem {
+        fn cstr_len(&self, addr: u64) -> u64 {
+            let i = addr.wrapping_sub(self.base) as usize;
+            self.bytes.get(i..).and_then(|b| b.iter().position(|&c| c == 0)).map_or(1, |n| n as u64 + 1)
+        }
+        fn read_u16(&self, addr: u64) -> Option<u16> {
+            let i = addr.wrapping_sub(self.base) as usize;
+            self.bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+        }
+    }
+    const NO_MEM: Mem = Mem { base: 0, bytes: &[] };
+
+    fn names<'a>(r: &'a [(Cow<'static, str>, u64, u64)]) -> Vec<(&'a str, u64, u64)> {
+        r.iter().map(|(p, a, l)| (&**p, *a, *l)).collect()
+    }
+
     #[test]
     fn ranges_follow_the_descriptions() {
         let write = lookup(S::write as u64).unwrap();
-        assert_eq!(ranges(write.pre, &[1, 0x5000, 12, 0, 0, 0], 0, |_| 0), [("buf", 0x5000, 12)]);
+        assert_eq!(names(&ranges(write.pre, &[1, 0x5000, 12, 0, 0, 0], 0, &NO_MEM)), [("buf", 0x5000, 12)]);
         let read = lookup(S::read as u64).unwrap();
-        assert_eq!(ranges(read.post, &[0, 0x6000, 100, 0, 0, 0], 7, |_| 0), [("buf", 0x6000, 7)]);
+        assert_eq!(names(&ranges(read.post, &[0, 0x6000, 100, 0, 0, 0], 7, &NO_MEM)), [("buf", 0x6000, 7)]);
         let open = lookup(S::openat as u64).unwrap();
-        assert_eq!(ranges(open.pre, &[0, 0x7000, 0, 0, 0, 0], 0, |a| a - 0x6ff0), [("filename", 0x7000, 0x10)]);
+        let path = Mem { base: 0x7000, bytes: b"/etc/passwd\0junk" };
+        assert_eq!(names(&ranges(open.pre, &[0, 0x7000, 0, 0, 0, 0], 0, &path)), [("filename", 0x7000, 12)]);
         let writev = lookup(S::writev as u64).unwrap();
-        assert_eq!(ranges(writev.pre, &[1, 0x8000, 3, 0, 0, 0], 0, |_| 0), [("vector", 0x8000, 48)]);
+        assert_eq!(names(&ranges(writev.pre, &[1, 0x8000, 3, 0, 0, 0], 0, &NO_MEM)), [("vector", 0x8000, 48)]);
         let sa = lookup(S::rt_sigaction as u64).unwrap();
-        assert!(ranges(sa.post, &[2, 0x9000, 0, 8, 0, 0], 0, |_| 0).is_empty(), "null oldact skipped");
-        assert_eq!(ranges(sa.post, &[2, 0, 0xa000, 8, 0, 0], 0, |_| 0), [("oldact", 0xa000, 32)]);
+        assert!(ranges(sa.post, &[2, 0x9000, 0, 8, 0, 0], 0, &NO_MEM).is_empty(), "null oldact skipped");
+        assert_eq!(names(&ranges(sa.post, &[2, 0, 0xa000, 8, 0, 0], 0, &NO_MEM)), [("oldact", 0xa000, 32)]);
+    }
+
+    #[test]
+    fn socket_addresses_are_read_field_by_field() {
+        let connect = lookup(S::connect as u64).unwrap();
+        assert_eq!(connect.name, "socketcall.connect");
+        // AF_UNIX with a 110-byte length: the family and the path up to its NUL only.
+        let un = Mem { base: 0x1000, bytes: b"\x01\x00/run/x\0\xff\xff" };
+        assert_eq!(
+            names(&ranges(connect.pre, &[3, 0x1000, 110, 0, 0, 0], 0, &un)),
+            [("serv_addr.sa_family", 0x1000, 2), ("serv_addr.sun_path", 0x1002, 7)]
+        );
+        // AF_INET: port and address, not sin_zero.
+        let inet = Mem { base: 0x2000, bytes: &[2, 0, 0, 9, 127, 0, 0, 1] };
+        assert_eq!(
+            names(&ranges(connect.pre, &[3, 0x2000, 16, 0, 0, 0], 0, &inet)),
+            [("serv_addr.sa_family", 0x2000, 2), ("serv_addr.sin_port", 0x2002, 2), ("serv_addr.sin_addr", 0x2004, 4)]
+        );
+        // AF_UNSPEC: the family only; another family: everything after it.
+        let unspec = Mem { base: 0x3000, bytes: &[0, 0] };
+        assert_eq!(names(&ranges(connect.pre, &[3, 0x3000, 16, 0, 0, 0], 0, &unspec)), [("serv_addr.sa_family", 0x3000, 2)]);
+        let packet = Mem { base: 0x3000, bytes: &[17, 0] };
+        assert_eq!(
+            names(&ranges(connect.pre, &[3, 0x3000, 20, 0, 0, 0], 0, &packet)),
+            [("serv_addr.sa_family", 0x3000, 2), ("serv_addr.sa_data", 0x3002, 18)]
+        );
+        // An unreadable family stops after it; a null or empty address is not read at all.
+        assert_eq!(names(&ranges(connect.pre, &[3, 0x4000, 16, 0, 0, 0], 0, &NO_MEM)), [("serv_addr.sa_family", 0x4000, 2)]);
+        assert!(ranges(connect.pre, &[3, 0, 0, 0, 0, 0], 0, &NO_MEM).is_empty());
+        assert!(ranges(connect.pre, &[3, 0x1000, 0, 0, 0, 0], 0, &un).is_empty());
+        // sendto: the message, then the optional destination.
+        let sendto = lookup(S::sendto as u64).unwrap();
+        assert_eq!(names(&ranges(sendto.pre, &[3, 0x5000, 4, 0, 0, 0], 0, &NO_MEM)), [("msg", 0x5000, 4)]);
+        assert_eq!(
+            names(&ranges(sendto.pre, &[3, 0x5000, 4, 0, 0x1000, 110], 0, &un)),
+            [("msg", 0x5000, 4), ("to.sa_family", 0x1000, 2), ("to.sun_path", 0x1002, 7)]
+        );
     }
 }

@@ -393,7 +393,7 @@ fn scan_code_at(addr: u64) {
         .and_then(|g| Some((g.name.clone().filter(|n| n.starts_with('/'))?, g.start, g.offset)));
     let Some((path, start, offset)) = file else { return };
     if let Some(bytes) = vg_core::debuginfo::FileReader::read_file(&mut vg_core::stacks::SysFileReader, &path) {
-        st().strmem.scan_object(&bytes, start, offset);
+        st().strmem.scan_object(&path, &bytes, start, offset);
     }
 }
 

@@ -661,6 +661,9 @@ macro_rules! replacements {
     };
 }
 
+/// The dynamic linker's functions that are replaced (as Valgrind does).
+const LDSO_REPLACED: &[&str] = &["strlen", "index", "strcmp", "mempcpy"];
+
 replacements! {
     strlen 494 ["strlen"],
     strnlen 461 ["strnlen", "__strnlen"],
@@ -748,25 +751,43 @@ impl StrMem {
 
     /// Records the replaced functions of the object in `bytes` (an ELF file whose `offset` is
     /// mapped at `addr`): of the C library, or of a statically linked executable.
-    pub fn scan_object(&mut self, bytes: &[u8], addr: u64, offset: u64) {
+    pub fn scan_object(&mut self, path: &str, bytes: &[u8], addr: u64, offset: u64) {
         let (Some(info), Ok(elf)) = (ElfInfo::parse(bytes), Elf::parse(bytes)) else { return };
         let is_libc = info.soname.as_deref().is_some_and(|s| s.starts_with("libc.so"));
         let is_static_exe = info.soname.is_none() && elf.interpreter.is_none();
-        if !(is_libc || is_static_exe) || self.base == 0 {
+        let is_ldso = info.soname.as_deref().is_some_and(|s| s.starts_with("ld-linux"));
+        if !(is_libc || is_static_exe || is_ldso) || self.base == 0 {
             return;
         }
         let Some(bias) = info.bias_for_mapping(offset, addr) else { return };
-        for (tab, strs) in [(&elf.syms, &elf.strtab), (&elf.dynsyms, &elf.dynstrtab)] {
-            for sym in tab.iter() {
-                let ty = sym.st_type();
-                if (ty != STT_FUNC && ty != STT_GNU_IFUNC) || sym.st_shndx == 0 || sym.st_value == 0 {
-                    continue;
-                }
-                let Some(name) = strs.get_at(sym.st_name) else { continue };
-                let Some(r) = REPLACEMENTS.iter().find(|r| r.symbols.contains(&name)) else { continue };
-                let to = self.base + if ty == STT_GNU_IFUNC { r.resolver_off() } else { r.entry_off() };
-                self.redirs.insert(sym.st_value.wrapping_add(bias), to);
+        if is_ldso {
+            // The dynamic linker's own string functions are local symbols, named only in its
+            // separate debug file; Valgrind replaces these few there.
+            let mut rd = vg_core::stacks::SysFileReader;
+            let debuglink = vg_core::debuginfo::debuglink::DEBUG_ROOT;
+            let Some(dbg) = vg_core::debuginfo::debuglink::find_debug_file(&mut rd, path, &info, debuglink) else { return };
+            let Ok(delf) = Elf::parse(&dbg.bytes) else { return };
+            self.scan_symbols(&delf.syms, &delf.strtab, bias, LDSO_REPLACED);
+            return;
+        }
+        self.scan_symbols(&elf.syms, &elf.strtab, bias, &[]);
+        self.scan_symbols(&elf.dynsyms, &elf.dynstrtab, bias, &[]);
+    }
+
+    /// Redirect the replaced functions among `syms` (only those named in `only`, if given).
+    fn scan_symbols(&mut self, syms: &goblin::elf::Symtab<'_>, strs: &goblin::strtab::Strtab<'_>, bias: u64, only: &[&str]) {
+        for sym in syms.iter() {
+            let ty = sym.st_type();
+            if (ty != STT_FUNC && ty != STT_GNU_IFUNC) || sym.st_shndx == 0 || sym.st_value == 0 {
+                continue;
             }
+            let Some(name) = strs.get_at(sym.st_name) else { continue };
+            if !only.is_empty() && !only.contains(&name) {
+                continue;
+            }
+            let Some(r) = REPLACEMENTS.iter().find(|r| r.symbols.contains(&name)) else { continue };
+            let to = self.base + if ty == STT_GNU_IFUNC { r.resolver_off() } else { r.entry_off() };
+            self.redirs.insert(sym.st_value.wrapping_add(bias), to);
         }
     }
 

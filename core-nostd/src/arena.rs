@@ -13,6 +13,12 @@
 //!
 //! The current arena is process-wide, not per thread: the core runs one thread at a time.
 //!
+//! Small blocks (up to [`QUICK_MAX`] bytes, alignment up to 16) are recycled through per-size
+//! free lists in front of the first-fit heaps: a first-fit search over many fragmented
+//! superblocks is linear in the free blocks, and programs that malloc heavily (through a tool's
+//! client heap) would spend their time there. The lists hold at most [`QUICK_BUDGET`] bytes per
+//! arena; beyond that, freed blocks go back to their heap to be coalesced.
+//!
 //! Depends on [`crate::syscall`] and [`crate::log`].
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -125,6 +131,28 @@ struct Superblock {
 struct ArenaState {
     first: *mut Superblock,
     stats: ArenaStats,
+    /// Heads of the per-size free lists of small blocks (each free block holds the next one's
+    /// address in its first word); class `i` holds blocks of `16 * (i + 1)` bytes.
+    quick: [*mut u8; QUICK_CLASSES],
+    /// Bytes on the free lists.
+    quick_bytes: usize,
+}
+
+/// The largest block size served from the per-size free lists.
+pub const QUICK_MAX: usize = 4096;
+const QUICK_CLASSES: usize = QUICK_MAX / 16;
+/// At most this many bytes wait on one arena's free lists.
+pub const QUICK_BUDGET: usize = 16 << 20;
+
+/// The free-list class of a block of `layout`, if it is small enough.
+fn quick_class(layout: Layout) -> Option<usize> {
+    (layout.size() <= QUICK_MAX && layout.align() <= 16).then(|| (layout.size().max(1) - 1) / 16)
+}
+
+/// The layout blocks of class `c` are made with.
+fn quick_layout(c: usize) -> Layout {
+    // SAFETY: a non-zero multiple of 16 with alignment 16 is a valid layout.
+    unsafe { Layout::from_size_align_unchecked(16 * (c + 1), 16) }
 }
 
 // SAFETY: the superblock pointers are only followed under the arena's lock.
@@ -139,7 +167,12 @@ pub struct Arena {
 const fn arena(id: ArenaId) -> Arena {
     Arena {
         id,
-        state: spin::Mutex::new(ArenaState { first: ptr::null_mut(), stats: zero_stats() }),
+        state: spin::Mutex::new(ArenaState {
+            first: ptr::null_mut(),
+            stats: zero_stats(),
+            quick: [ptr::null_mut(); QUICK_CLASSES],
+            quick_bytes: 0,
+        }),
     }
 }
 
@@ -229,12 +262,24 @@ impl Arena {
         }
         let layout = heap_layout(layout);
         let mut st = self.state.lock();
-        let p = match self.alloc_in_existing(&mut st, layout) {
-            Some(p) => p,
-            None => match self.new_superblock(&mut st, layout) {
+        let class = quick_class(layout);
+        let p = if let Some(c) = class
+            && !st.quick[c].is_null()
+        {
+            let p = st.quick[c];
+            // SAFETY: blocks on a free list are ours, unused, and hold the next one's address.
+            st.quick[c] = unsafe { *(p as *mut *mut u8) };
+            st.quick_bytes -= quick_layout(c).size();
+            p
+        } else {
+            let heap_layout = class.map_or(layout, quick_layout);
+            match self.alloc_in_existing(&mut st, heap_layout) {
                 Some(p) => p,
-                None => return ptr::null_mut(),
-            },
+                None => match self.new_superblock(&mut st, heap_layout) {
+                    Some(p) => p,
+                    None => return ptr::null_mut(),
+                },
+            }
         };
         let s = &mut st.stats;
         s.in_use += layout.size();
@@ -253,11 +298,24 @@ impl Arena {
         let layout = heap_layout(layout);
         let sb = superblock_of(p);
         let mut st = self.state.lock();
-        // SAFETY: `p` is a live block of this arena (caller contract), so `sb` is its superblock
-        // header, and the arena's lock is held.
-        unsafe {
-            debug_assert_eq!((*sb).arena, self.id, "block freed into the wrong arena");
-            (*sb).heap.deallocate(NonNull::new_unchecked(p), layout);
+        debug_assert_eq!(
+            // SAFETY: `p` is a live block of this arena (caller contract), so `sb` is its header.
+            unsafe { (*sb).arena },
+            self.id,
+            "block freed into the wrong arena"
+        );
+        match quick_class(layout) {
+            Some(c) if st.quick_bytes + quick_layout(c).size() <= QUICK_BUDGET => {
+                // SAFETY: the block is ours and at least 16 bytes (its class size), 16-aligned.
+                unsafe { *(p as *mut *mut u8) = st.quick[c] };
+                st.quick[c] = p;
+                st.quick_bytes += quick_layout(c).size();
+            }
+            class => {
+                let heap_layout = class.map_or(layout, quick_layout);
+                // SAFETY: as above; the lock is held and the block was made with `heap_layout`.
+                unsafe { (*sb).heap.deallocate(NonNull::new_unchecked(p), heap_layout) };
+            }
         }
         let s = &mut st.stats;
         s.in_use -= layout.size();
@@ -508,6 +566,29 @@ mod tests {
         assert_eq!(after.in_use, before.in_use);
         assert_eq!(after.live_blocks, before.live_blocks);
         assert_eq!(after.max_in_use, mid.max_in_use);
+    }
+
+    #[test]
+    fn small_blocks_are_recycled_by_size() {
+        let a = get(ArenaId::Dinfo);
+        let l40 = Layout::from_size_align(40, 8).unwrap();
+        let l48 = Layout::from_size_align(48, 16).unwrap();
+        let l100 = Layout::from_size_align(100, 8).unwrap();
+        let p = a.alloc(l40);
+        // SAFETY: live blocks of this arena, freed once with their layouts.
+        unsafe {
+            a.free(p, l40);
+            // Same 48-byte class: the freed block comes back; another class does not take it.
+            let q = a.alloc(l100);
+            assert_ne!(q, p);
+            let r = a.alloc(l48);
+            assert_eq!(r, p);
+            ptr::write_bytes(r, 0x5a, 48);
+            a.free(r, l48);
+            a.free(q, l100);
+        }
+        assert_eq!(a.stats().in_use, 0);
+        assert_eq!(a.stats().live_blocks, 0);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct CoreOptions {
     pub trace_flags: u32,
     /// `--trace-notbelow=N`: trace only superblocks numbered N or above.
     pub trace_notbelow: u64,
-    /// `--vex-guest-max-insns=N` (1..=100).
+    /// `--vex-guest-max-insns=N` (1..=100); the tool's `Tool::MAX_INSNS` by default.
     pub max_insns: usize,
     pub smc_check: SmcCheck,
     /// `--stats=yes`: print arena and translation figures at exit.
@@ -183,7 +183,7 @@ fn parse_trace_flags(opt: &str, v: &str) -> Result<u32, OptError> {
 /// Parse the arguments after argv[0]. `pid` and `envp` expand `--log-file=`; options the core
 /// does not know are offered to `tool`.
 pub fn parse<T: Tool>(args: &[&str], tool: &mut T, pid: i32, envp: &[&str]) -> Result<Action, OptError> {
-    let mut o = CoreOptions::default();
+    let mut o = CoreOptions { max_insns: T::MAX_INSNS, ..CoreOptions::default() };
     let mut i = 0;
     while i < args.len() && args[i].starts_with('-') {
         let arg = args[i];

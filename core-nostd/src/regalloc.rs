@@ -180,6 +180,34 @@ impl Liveness {
         }
         m
     }
+    /// For each instruction index in `insts` (increasing): the host registers (bit masks of the
+    /// Int and Vec classes) that hold, under `a`, values live across it — written before it and
+    /// read after it. Back ends use it to save only those around a call made off the
+    /// allocator's books (an out-of-line slow path).
+    pub fn live_across(&self, a: &Allocation, insts: &[usize]) -> Vec<(u64, u64)> {
+        let mut masks = vec![(0u64, 0u64); insts.len()];
+        if insts.is_empty() {
+            return masks;
+        }
+        for v in 0..self.class.len() {
+            let Loc::Reg(r) = a.locs[v] else { continue };
+            if self.start[v] == NONE {
+                continue;
+            }
+            // Instructions i with start < 2i and 2i + 1 < end.
+            let first = insts.partition_point(|&i| 2 * i as u32 <= self.start[v]);
+            for (k, &i) in insts.iter().enumerate().skip(first) {
+                if 2 * i as u32 + 1 >= self.end[v] {
+                    break;
+                }
+                match self.class[v] {
+                    RegClass::Int => masks[k].0 |= 1 << r,
+                    RegClass::Vec => masks[k].1 |= 1 << r,
+                }
+            }
+        }
+        masks
+    }
 
     /// Run linear scan. `max_slots` is the number of 16-byte spill slots available.
     pub fn allocate(&self, regs: &HostRegs, max_slots: u32) -> Result<Allocation, RegAllocError> {

@@ -31,6 +31,10 @@ pub trait Tool {
     /// (`--run-libc-freeres=`, `--run-cxx-freeres=`): tools that report the memory still in
     /// use at exit want it, as Valgrind's memcheck, massif and dhat do.
     const RUN_FREERES: bool = false;
+    /// The default of `--vex-guest-max-insns=`: superblock length that suits the tool. Heavy
+    /// instrumentation makes long superblocks (and the code duplicated into them by chasing and
+    /// unrolling) cost more to translate than they save at run time.
+    const MAX_INSNS: usize = 50;
 
     /// Handle one tool option (`--foo=bar`).
     fn process_option(&mut self, _arg: &str) -> OptionResult {

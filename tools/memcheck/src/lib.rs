@@ -762,6 +762,7 @@ impl Tool for Memcheck {
     const COPYRIGHT: &'static str = "Copyright (C) the valgrind-rs authors; GNU GPL'd.";
     const XML_OUTPUT: bool = true;
     const RUN_FREERES: bool = true;
+    const MAX_INSNS: usize = 20;
 
     fn process_option(&mut self, arg: &str) -> OptionResult {
         match self.opts.parse(arg) {

@@ -20,6 +20,7 @@
 
 use crate::inst::*;
 use crate::{EVC_OFFSET, EVCHECK_CODE, kind_code};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use dynasm::dynasm;
 use vg_core::arch::{ChainSite, DispatchAddrs};
@@ -96,6 +97,10 @@ pub struct Emitter<'a> {
     stubs: Vec<(DynLabel, u64, JumpKind)>,
     /// Out-of-line guarded calls, emitted after the block.
     cold: Vec<ColdCall>,
+    /// The host registers (Int, Vec masks) live across each guarded call, by instruction index.
+    cold_live: BTreeMap<usize, (u64, u64)>,
+    /// Index of the instruction being emitted.
+    cur: usize,
     /// The guest address the block starts at, and the label of its first instruction.
     entry: Option<u64>,
     top: DynLabel,
@@ -110,13 +115,16 @@ struct ColdCall {
     args: Vec<(Src, ArgExt)>,
     pass_state: bool,
     dst: Option<VReg>,
+    /// Caller-saved registers to preserve: integer ones (live across the call or holding an
+    /// argument) and vector ones (live across the call).
+    save_int: Vec<u8>,
+    save_vec: Vec<u8>,
 }
 
-/// The caller-saved integer registers the allocator hands out, saved by cold calls.
-const COLD_SAVED_INT: [u8; 5] = [RSI, RDI, R8, R9, 10];
-/// Cold-call frame: the five integer registers, then xmm0..xmm13 at `COLD_XMM`; 16-aligned.
-const COLD_XMM: i32 = 48;
-const COLD_FRAME: i32 = COLD_XMM + 16 * 14;
+/// The caller-saved integer registers the allocator hands out.
+const CALLER_SAVED_INT: [u8; 5] = [RSI, RDI, R8, R9, 10];
+/// The vector registers the allocator hands out (all caller-saved).
+const ALLOC_VEC: u8 = 14;
 
 fn is_chainable(k: JumpKind) -> bool {
     k.chainable()
@@ -145,6 +153,8 @@ impl<'a> Emitter<'a> {
             pc_map: Vec::new(),
             stubs: Vec::new(),
             cold: Vec::new(),
+            cold_live: BTreeMap::new(),
+            cur: 0,
         }
     }
 
@@ -351,12 +361,19 @@ impl<'a> Emitter<'a> {
     }
 
     /// Emit a whole translation.
+    /// Registers live across each instruction (see `Liveness::live_across`): guarded calls save
+    /// only those. Without it, they save every allocatable caller-saved register.
+    pub fn set_cold_live(&mut self, live: BTreeMap<usize, (u64, u64)>) {
+        self.cold_live = live;
+    }
+
     pub fn emit_block(&mut self, insts: &[Inst]) {
         let evc = self.ops.new_dynamic_label();
         self.ops.dynamic_label(self.top);
         dynasm!(self.ops ; .arch x64 ; dec DWORD [rsp + EVC_OFFSET]);
         self.jcc_label(Cc(0x8), evc); // js
-        for i in insts {
+        for (k, i) in insts.iter().enumerate() {
+            self.cur = k;
             self.inst(i);
         }
         for c in core::mem::take(&mut self.cold) {
@@ -374,19 +391,24 @@ impl<'a> Emitter<'a> {
         self.assisted(EVCHECK_CODE);
     }
 
-    /// The out-of-line part of a guarded call: save the allocatable caller-saved registers,
+    /// The out-of-line part of a guarded call: save the caller-saved registers that matter,
     /// pass the arguments (from the saved copies where they were in those registers), call,
     /// put the result where `dst` lives (into its saved copy if need be), restore, go back.
     fn cold_call(&mut self, c: &ColdCall) {
         self.ops.dynamic_label(c.label);
-        dynasm!(self.ops ; .arch x64 ; sub rsp, COLD_FRAME);
-        for (i, r) in COLD_SAVED_INT.iter().enumerate() {
+        let xmm_at = ((8 * c.save_int.len() + 15) & !15) as i32;
+        let frame = xmm_at + 16 * c.save_vec.len() as i32;
+        if frame != 0 {
+            dynasm!(self.ops ; .arch x64 ; sub rsp, frame);
+        }
+        for (i, r) in c.save_int.iter().enumerate() {
             dynasm!(self.ops ; .arch x64 ; mov [rsp + 8 * i as i32], Rq(*r));
         }
-        for x in 0..14u8 {
-            dynasm!(self.ops ; .arch x64 ; movups [rsp + COLD_XMM + 16 * x as i32], Rx(x));
+        for (i, x) in c.save_vec.iter().enumerate() {
+            dynasm!(self.ops ; .arch x64 ; movups [rsp + xmm_at + 16 * i as i32], Rx(*x));
         }
-        let saved = |r: u8| COLD_SAVED_INT.iter().position(|&s| s == r).map(|i| 8 * i as i32);
+        let save_int = c.save_int.clone();
+        let saved = |r: u8| save_int.iter().position(|&s| s == r).map(|i| 8 * i as i32);
         let mut n = 0;
         if c.pass_state {
             dynasm!(self.ops ; .arch x64 ; mov rdi, rbp);
@@ -424,13 +446,15 @@ impl<'a> Emitter<'a> {
                 _ => self.set_dst(d, RAX),
             }
         }
-        for (i, r) in COLD_SAVED_INT.iter().enumerate() {
+        for (i, r) in c.save_int.iter().enumerate() {
             dynasm!(self.ops ; .arch x64 ; mov Rq(*r), [rsp + 8 * i as i32]);
         }
-        for x in 0..14u8 {
-            dynasm!(self.ops ; .arch x64 ; movups Rx(x), [rsp + COLD_XMM + 16 * x as i32]);
+        for (i, x) in c.save_vec.iter().enumerate() {
+            dynasm!(self.ops ; .arch x64 ; movups Rx(*x), [rsp + xmm_at + 16 * i as i32]);
         }
-        dynasm!(self.ops ; .arch x64 ; add rsp, COLD_FRAME);
+        if frame != 0 {
+            dynasm!(self.ops ; .arch x64 ; add rsp, frame);
+        }
         self.ops.extend(&[0xe9]);
         self.ops.push_i32(0);
         self.ops.dynamic_reloc(c.resume, 0, 4, 0, 2);
@@ -576,7 +600,18 @@ impl<'a> Emitter<'a> {
                     self.set_dst(*d, r);
                 }
                 self.ops.dynamic_label(resume);
-                self.cold.push(ColdCall { label, resume, addr: *addr, args: args.clone(), pass_state: *pass_state, dst: *dst });
+                let (mut int_live, vec_live) = self.cold_live.get(&self.cur).copied().unwrap_or((u64::MAX, u64::MAX));
+                for (a, _) in args.iter() {
+                    if let Src::R(v) = a
+                        && let Loc::Reg(r) = self.loc(*v)
+                    {
+                        int_live |= 1 << r;
+                    }
+                }
+                let save_int = CALLER_SAVED_INT.iter().copied().filter(|r| int_live & (1 << r) != 0).collect();
+                let save_vec = (0..ALLOC_VEC).filter(|x| vec_live & (1 << x) != 0).collect();
+                let (args, pass_state, dst) = (args.clone(), *pass_state, *dst);
+                self.cold.push(ColdCall { label, resume, addr: *addr, args, pass_state, dst, save_int, save_vec });
             }
             Inst::Call { addr, args, pass_state, dst, guard } => {
                 let skip = guard.map(|cc| {

@@ -78,6 +78,12 @@ impl HostArch for Amd64Host {
             _ => None,
         });
         let mut em = emit::Emitter::new(&alloc, layout.spill_offset, sb.pc_offset, entry, disp);
+        let guarded: alloc::vec::Vec<usize> = (insts.iter().enumerate())
+            .filter(|(_, inst)| matches!(inst, inst::Inst::Call { guard: Some(_), .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let masks = live.live_across(&alloc, &guarded);
+        em.set_cold_live(guarded.into_iter().zip(masks).collect());
         em.emit_block(&insts);
         let chain_sites = core::mem::take(&mut em.chain_sites);
         let pc_map = core::mem::take(&mut em.pc_map);

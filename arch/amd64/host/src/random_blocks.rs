@@ -73,6 +73,24 @@ extern "C" fn pure3(a: u64, b: u64, c: u64) -> u64 {
 }
 
 extern "C" fn dirty_helper(state: *mut u64, x: u64, y: u64) -> u64 {
+    // Destroy every caller-saved register, as a real helper may: generated code must not keep
+    // anything there across a call (an out-of-line guarded call must save what is live).
+    // SAFETY: only registers declared as clobbered are written.
+    unsafe {
+        core::arch::asm!(
+            "mov rsi, -1", "mov rdi, -1", "mov r8, -1", "mov r9, -1", "mov r10, -1", "mov r11, -1",
+            "mov rcx, -1", "mov rdx, -1",
+            "pcmpeqd xmm0, xmm0", "pcmpeqd xmm1, xmm1", "pcmpeqd xmm2, xmm2", "pcmpeqd xmm3, xmm3",
+            "pcmpeqd xmm4, xmm4", "pcmpeqd xmm5, xmm5", "pcmpeqd xmm6, xmm6", "pcmpeqd xmm7, xmm7",
+            "pcmpeqd xmm8, xmm8", "pcmpeqd xmm9, xmm9", "pcmpeqd xmm10, xmm10", "pcmpeqd xmm11, xmm11",
+            "pcmpeqd xmm12, xmm12", "pcmpeqd xmm13, xmm13", "pcmpeqd xmm14, xmm14", "pcmpeqd xmm15, xmm15",
+            out("rsi") _, out("rdi") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            out("rcx") _, out("rdx") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _, out("xmm4") _, out("xmm5") _,
+            out("xmm6") _, out("xmm7") _, out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+        );
+    }
     // SAFETY: generated code and the interpreter pass the state block; DIRTY_SLOT is inside it.
     unsafe {
         let p = state.add(DIRTY_SLOT as usize / 8);

@@ -514,6 +514,69 @@ fn helper_calls_preserve_live_values() {
     assert_eq!(env.get(out(2)), (1..=12).sum::<u64>());
 }
 
+/// A helper that destroys every caller-saved register, integer and vector, as real ones may.
+extern "C" fn clobber_all(x: u64) -> u64 {
+    // SAFETY: only registers declared as clobbered are written.
+    unsafe {
+        core::arch::asm!(
+            "mov rsi, -1", "mov rdi, -1", "mov r8, -1", "mov r9, -1", "mov r10, -1", "mov r11, -1",
+            "pcmpeqd xmm0, xmm0", "pcmpeqd xmm1, xmm1", "pcmpeqd xmm2, xmm2", "pcmpeqd xmm3, xmm3",
+            "pcmpeqd xmm4, xmm4", "pcmpeqd xmm5, xmm5", "pcmpeqd xmm6, xmm6", "pcmpeqd xmm7, xmm7",
+            "pcmpeqd xmm8, xmm8", "pcmpeqd xmm9, xmm9", "pcmpeqd xmm10, xmm10", "pcmpeqd xmm11, xmm11",
+            "pcmpeqd xmm12, xmm12", "pcmpeqd xmm13, xmm13",
+            out("rsi") _, out("rdi") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _, out("xmm4") _, out("xmm5") _,
+            out("xmm6") _, out("xmm7") _, out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _,
+        );
+    }
+    x + 1
+}
+
+#[test]
+fn guarded_calls_preserve_live_vector_and_integer_values() {
+    let mut env = Env::new();
+    for k in 0..8u32 {
+        env.set(8 * k, 0x0101_0101_0101_0101u64.wrapping_mul(k as u64 + 1));
+    }
+    let mut s = sb();
+    let vs: Vec<Atom> = (0..4).map(|k| s.get(16 * k, Ty::V128)).collect();
+    let ints: Vec<Atom> = (0..8).map(|k| s.get(8 * k, Ty::I64)).collect();
+    // Vector and integer values computed before the (taken) guarded call, used after it.
+    let sums: Vec<Atom> = (0..4).map(|k| s.binop(Binop::Vec2(VecOp::Add8x16), vs[k], vs[(k + 1) % 4])).collect();
+    let prods: Vec<Atom> = (0..4).map(|k| s.binop(Binop::Mul(Ty::I64), ints[k], ints[k + 4])).collect();
+    let g = s.binop(Binop::CmpNE(Ty::I64), ints[0], Atom::u64(0));
+    let d = s.new_temp(Ty::I64);
+    s.stmts.push(Stmt::Dirty(alloc::boxed::Box::new(Dirty {
+        callee: Callee { name: "clobber_all", addr: clobber_all as *const () as usize },
+        args: vec![ints[1]],
+        pass_state: false,
+        guard: Some(g),
+        dst: Some(d),
+        reads_state: vec![],
+        writes_state: vec![],
+        reads_mem: None,
+        writes_mem: None,
+    })));
+    for (k, v) in sums.iter().enumerate() {
+        s.put(out(2 * k as u32), *v);
+    }
+    for (k, v) in prods.iter().enumerate() {
+        s.put(out(8 + k as u32), *v);
+    }
+    s.put(out(12), Atom::Tmp(d));
+    run_block(&mut env, s);
+    let word = |k: u32| 0x0101_0101_0101_0101u64.wrapping_mul(k as u64 + 1);
+    for k in 0..4u32 {
+        let n = (k + 1) % 4;
+        // Bytes of each lane never carry: lane sums are byte-wise sums of the multipliers.
+        assert_eq!(env.get(out(2 * k)), word(2 * k).wrapping_add(word(2 * n)), "vector {k} low");
+        assert_eq!(env.get(out(2 * k) + 8), word(2 * k + 1).wrapping_add(word(2 * n + 1)), "vector {k} high");
+        assert_eq!(env.get(out(8 + k)), word(k).wrapping_mul(word(k + 4)), "product {k}");
+    }
+    assert_eq!(env.get(out(12)), word(1) + 1);
+}
+
 #[test]
 fn ite_selects_with_cmov_and_branches() {
     let mut env = Env::new();

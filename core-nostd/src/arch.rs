@@ -32,6 +32,8 @@ pub trait GuestArch {
     /// Offsets of the program counter and stack pointer in the guest state.
     const PC_OFFSET: u32;
     const SP_OFFSET: u32;
+    /// Offset of the frame pointer (the unwinder's register besides pc and sp).
+    const FP_OFFSET: u32;
     /// The ELF `e_machine` value of its executables.
     const ELF_MACHINE: u16;
 

@@ -97,6 +97,7 @@ pub fn translate<G: GuestArch, H: HostArch, T: Tool>(
     let opt_cfg = vg_ir::opt::OptConfig {
         pc_offset: G::PC_OFFSET,
         sp_offset: G::SP_OFFSET,
+        fp_offset: G::FP_OFFSET,
         state_size: G::STATE_SIZE,
     };
 

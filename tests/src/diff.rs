@@ -205,7 +205,7 @@ impl Jit {
             return Ok(h);
         }
         let sb = Amd64::lift(src, pc, LiftLimits { max_insns: self.max_insns, chase_jumps: true });
-        let cfg = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, state_size: STATE_SIZE };
+        let cfg = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, fp_offset: Amd64::FP_OFFSET, state_size: STATE_SIZE };
         let sb = vg_ir::opt::optimise(sb, &cfg);
         let hc = Amd64Host::compile(&sb, &Self::layout(), &Amd64Host::dispatch_addrs())
             .map_err(|e| format!("compile of the block at {pc:#x} failed: {e}\n{sb}"))?;

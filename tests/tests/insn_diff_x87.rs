@@ -700,7 +700,7 @@ fn divide_fault_reports_the_pc_of_the_division() {
     // mov eax, 5; xor ecx, ecx; div ecx  -- after optimisation the pc Put must survive.
     let code = [0xb8, 5, 0, 0, 0, 0x31, 0xc9, 0xf7, 0xf1];
     let (sb, start, _p) = lift_bytes(&code);
-    let cfg = vg_ir::opt::OptConfig { pc_offset: OFF_RIP, sp_offset: off_gpr(4), state_size: STATE_SIZE };
+    let cfg = vg_ir::opt::OptConfig { pc_offset: OFF_RIP, sp_offset: off_gpr(4), fp_offset: off_gpr(5), state_size: STATE_SIZE };
     let sb = vg_ir::opt::optimise(sb, &cfg);
     let mut st = to_guest(&CpuState::default(), start);
     assert_eq!(interp::run(&sb, &mut st, &mut HostMemory), (start + 7, JumpKind::SigFpeIntDiv));

@@ -151,6 +151,7 @@ fn use_after_free_double_free_and_bad_free() {
         "   at 0x...: free (vg_replace_malloc.c:872)".to_string(),
         format!("   by 0x...: main (mc_free.c:{})", l("FREE3")),
         " Address 0x... is on thread 1's stack".to_string(),
+        " in frame #1, created by main (mc_free.c:5)".to_string(),
     ];
     assert_eq!(reports(&lines), vec![uaf, double, bad], "{}", o.stderr_str());
     assert_eq!(summary(&lines), "==PID== ERROR SUMMARY: 3 errors from 3 contexts (suppressed: 0 from 0)");

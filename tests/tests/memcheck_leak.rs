@@ -312,7 +312,7 @@ fn xml_errors_carry_their_block_descriptions() {
     assert!(errors[0].starts_with("InvalidRead | Invalid read of size 4 | aux: Address 0x"), "{errors:?}");
     assert!(errors[0].contains(" is 4 bytes inside a block of size 16 free'd | aux: Block was alloc'd at | stacks: 3"), "{errors:?}");
     assert!(errors[1].starts_with("InvalidFree | Invalid free() / delete / delete[] / realloc() | aux: Address"), "{errors:?}");
-    assert!(errors[2].starts_with("InvalidFree |") && errors[2].contains("is on thread 1's stack | stacks: 1"), "{errors:?}");
+    assert!(errors[2].starts_with("InvalidFree |") && errors[2].contains("is on thread 1's stack | aux: in frame #1, created by main (mc_free.c:5) | stacks: 1"), "{errors:?}");
     // Three contexts, once each, most recent first.
     assert!(xml.contains("<errorcounts>\n  <pair>\n    <count>1</count>\n    <unique>0x2</unique>"), "{xml}");
 }

@@ -84,7 +84,8 @@ pub fn run(sb: &Superblock, state: &mut [u8], mem: &mut dyn Memory) -> (u64, Jum
     for s in &sb.stmts {
         match s {
             Stmt::IMark { addr, .. } => insn_pc = Some(*addr),
-            Stmt::NoOp | Stmt::Fence(_) => {}
+            // A hint changes nothing the guest can see.
+            Stmt::NoOp | Stmt::Fence(_) | Stmt::AbiHint { .. } => {}
             Stmt::Put { off, val } => {
                 let ty = sb.atom_ty(*val);
                 let v = atom(&tmp, *val);

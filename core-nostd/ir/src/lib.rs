@@ -469,6 +469,12 @@ pub enum Stmt {
     Cas { addr: Atom, expected: Atom, new: Atom, old: Temp },
     /// A memory fence.
     Fence(Fence),
+    /// The ABI says the `len` bytes at `base` (I64) hold nothing meaningful from here on: the
+    /// amd64 front end emits it after a call or return moves the stack pointer, for the red zone
+    /// below the new stack pointer. `nia` (I64) is the address executed next (the callee, or
+    /// the return address). It computes nothing and observes nothing; tools may act on it
+    /// (memcheck marks the bytes undefined), back ends emit no code for it.
+    AbiHint { base: Atom, len: u32, nia: Atom },
     /// A no-op (left by passes that delete statements in place).
     NoOp,
 }
@@ -602,6 +608,10 @@ impl Stmt {
                 f(expected);
                 f(new)
             }
+            Stmt::AbiHint { base, nia, .. } => {
+                f(base);
+                f(nia)
+            }
         }
     }
 
@@ -626,6 +636,10 @@ impl Stmt {
                 f(*addr);
                 f(*expected);
                 f(*new)
+            }
+            Stmt::AbiHint { base, nia, .. } => {
+                f(*base);
+                f(*nia)
             }
         }
     }

@@ -258,6 +258,7 @@ fn stmt(f: &mut Formatter<'_>, s: &Stmt, pc: Option<u32>) -> fmt::Result {
             write!(f, "t{} = CASle({addr}::{expected}->{new})", old.0)
         }
         Stmt::Fence(Fence::Full) => f.write_str("IR-MBE-Fence"),
+        Stmt::AbiHint { base, len, nia } => write!(f, "====== AbiHint({base}, {len}, {nia}) ======"),
         Stmt::NoOp => f.write_str("IR-NoOp"),
     }
 }
@@ -401,6 +402,12 @@ mod tests {
             "t3 = DIRTY RdFX-gst(0,8) WrFX-gst(0,32) WrFX-mem(t1,16) ::: cpuid(BBPTR,0x7:I32)"
         );
         assert_eq!(JumpKind::Syscall.to_string(), "Sys_syscall");
+        let hint = Stmt::AbiHint {
+            base: Atom::Tmp(Temp(4)),
+            len: 128,
+            nia: Atom::u64(0x401000),
+        };
+        assert_eq!(hint.to_string(), "====== AbiHint(t4, 128, 0x401000:I64) ======");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use vg_core::debuginfo::{ExeContextId, ExeContextTable, FrameDesc};
+use vg_core::debuginfo::{ExeContextId, ExeContextTable, FrameDesc, UnwindRegs};
 use vg_core::errors::{ErrorDetails, ErrorKindId, ErrorManager, Recorded};
 
 /// What an address is, for the line after an error's stack.
@@ -16,8 +16,9 @@ pub enum AddrDesc {
     Unknown,
     /// Relative to a heap block: (offset text, block size, freed?, alloc ctx, free ctx).
     Block { rel: String, size: u64, freed: bool, alloc: ExeContextId, free: Option<ExeContextId> },
-    /// On a thread's stack; `below_sp` bytes below its stack pointer if positive.
-    Stack { tid: u32, below_sp: u64 },
+    /// On a thread's stack: in the frame `frame` if one of the stack trace's frames holds it
+    /// (see [`locate_stack_frame`]), else `below_sp` bytes below its stack pointer if positive.
+    Stack { tid: u32, below_sp: u64, frame: Option<StackFrame> },
     /// Relative to a client-defined block: one named by `CREATE_BLOCK` (`what` is the
     /// client's description) or a live pool chunk (`what` is "block"); `alloc` is where it
     /// was described.
@@ -25,6 +26,17 @@ pub enum AddrDesc {
     /// Relative to a live heap block that also holds a recently freed block (a pool chunk
     /// freed inside its superblock, say): "a recently re-allocated block".
     Reallocated { rel: String, size: u64, alloc: ExeContextId },
+}
+
+/// The frame of a stack trace holding a stack address, named as Valgrind does: the function
+/// and file of the frame's code address, the line of its function's first instruction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackFrame {
+    /// The frame's number in the error's stack trace (0: the innermost).
+    pub no: u32,
+    pub func: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
 }
 
 /// The details of a memcheck error.
@@ -145,6 +157,18 @@ impl Kinds {
     }
 }
 
+/// Whether `e` is about an undefined value (not an address): after such errors were shown,
+/// the end of a run without `--track-origins=yes` suggests it.
+pub fn is_undefined_value(e: &McError) -> bool {
+    matches!(
+        e,
+        McError::Value { .. }
+            | McError::Cond
+            | McError::Param { unaddressable: false, .. }
+            | McError::User { unaddressable: false, .. }
+    )
+}
+
 /// The first line of an error.
 pub fn headline(e: &McError) -> String {
     match e {
@@ -174,8 +198,17 @@ pub fn headline(e: &McError) -> String {
 pub fn describe(addr: u64, d: &AddrDesc, trace: &dyn Fn(ExeContextId) -> String) -> String {
     match d {
         AddrDesc::Unknown => format!(" Address 0x{addr:x} is not stack'd, malloc'd or (recently) free'd\n"),
-        AddrDesc::Stack { tid, below_sp } => {
+        AddrDesc::Stack { tid, below_sp, frame } => {
             let mut s = format!(" Address 0x{addr:x} is on thread {tid}'s stack\n");
+            if let Some(f) = frame.as_ref().filter(|f| f.func.is_some() || f.file.is_some()) {
+                s.push_str(&format!(
+                    " in frame #{}, created by {} ({}:{})\n",
+                    f.no,
+                    f.func.as_deref().unwrap_or("???"),
+                    f.file.as_deref().unwrap_or("???"),
+                    f.line.map(|l| format!("{l}")).unwrap_or_default()
+                ));
+            }
             if *below_sp > 0 {
                 s.push_str(&format!(" {below_sp} bytes below stack pointer\n"));
             }
@@ -205,6 +238,93 @@ pub fn describe(addr: u64, d: &AddrDesc, trace: &dyn Fn(ExeContextId) -> String)
             s.push_str(&trace(*alloc));
             s
         }
+    }
+}
+
+/// The part of the stack below its stack pointer that still counts as in use (amd64's red
+/// zone): an address there is "on the stack", not "below stack pointer".
+pub const STACK_REDZONE: u64 = 128;
+/// The largest frame believed when looking for the frame holding an address (Valgrind's).
+const MAX_FRAME: u64 = 64 << 20;
+
+/// The frame whose range `[sps[f], sps[f + 1])` holds `a`, for a trace whose frames have
+/// stack pointers `sps` (innermost first) on a stack whose live part is
+/// `[stack_min - STACK_REDZONE, stack_max]`; none if no sane frame holds it.
+pub fn frame_holding(a: u64, sps: &[u64], stack_min: u64, stack_max: u64) -> Option<usize> {
+    sps.windows(2).position(|w| {
+        w[0] <= a && a < w[1] && w[1] - w[0] <= MAX_FRAME && w[1] <= stack_max && w[0] >= stack_min.saturating_sub(STACK_REDZONE)
+    })
+}
+
+/// The code address and stack pointer of each frame of the current thread's stack from
+/// `regs`, innermost first, stepping as the error's trace was taken (`frameless`: the
+/// innermost frame is a replacement that keeps no frame, its caller's return address that
+/// many bytes above the stack pointer); at most `--num-callers=` frames.
+fn walk_stack(regs: UnwindRegs, frameless: Option<u64>, stack_top: u64) -> Vec<(u64, u64)> {
+    let max = vg_core::reportopts::get().stack.num_callers;
+    let mut read = |a: u64| {
+        // SAFETY: read only after the address-space manager says 8 bytes at `a` are readable
+        // client memory.
+        vg_core::aspace::is_client_readable(a, 8).then(|| unsafe { core::ptr::read_unaligned(a as *const u64) })
+    };
+    let mut out = alloc::vec![(regs.pc, regs.sp)];
+    let mut cur = regs;
+    if let Some(frame) = frameless {
+        let Some(ret) = read(regs.sp + frame) else { return out };
+        cur = UnwindRegs { pc: ret - 1, sp: regs.sp + frame + 8, fp: regs.fp };
+        out.push((cur.pc, cur.sp));
+    }
+    let mut innermost = true;
+    vg_core::stacks::with_debug_info(|di, rd| {
+        while out.len() < max {
+            let Some(next) = di.unwind_step(rd, cur, innermost, stack_top, &mut read) else { break };
+            if next.pc == 0 || next.sp <= cur.sp || next.sp > stack_top {
+                break;
+            }
+            out.push((next.pc - 1, next.sp));
+            cur = next;
+            innermost = false;
+        }
+    });
+    out
+}
+
+/// Frame `no` at code address `ip`, named as Valgrind names it.
+fn name_frame(no: usize, ip: u64) -> StackFrame {
+    let src = vg_core::stacks::describe_ip(ip);
+    let start = vg_core::stacks::with_debug_info(|di, rd| {
+        di.object_at(rd, ip).and_then(|o| o.symbolize(ip).map(|(_, off)| ip - off))
+    });
+    StackFrame {
+        no: no as u32,
+        // The function by the symbol table (the outermost of inlined frames), the file of the
+        // code address itself.
+        func: src.last().and_then(|f| f.func.clone()),
+        file: src.first().and_then(|f| f.file.clone()),
+        line: start.and_then(|s| vg_core::stacks::describe_ip(s).first().and_then(|f| f.line)),
+    }
+}
+
+/// Names the frame holding `e`'s address when it is on the live part of the current thread's
+/// stack: walks the stack from `regs` (see [`walk_stack`]) noting each frame's stack pointer,
+/// as the error's trace was taken, and takes the frame whose range holds the address.
+pub fn locate_stack_frame(e: &mut McError, regs: UnwindRegs, frameless: Option<u64>) {
+    let (addr, desc) = match e {
+        McError::Addr { addr, desc, .. }
+        | McError::Param { addr, desc, .. }
+        | McError::Free { addr, desc, .. }
+        | McError::Mismatch { addr, desc }
+        | McError::IllegalMempool { addr, desc }
+        | McError::User { addr, desc, .. } => (*addr, desc),
+        _ => return,
+    };
+    let AddrDesc::Stack { below_sp: 0, frame, .. } = desc else { return };
+    // The stack ends where the readable memory from its stack pointer does, as for the trace.
+    let stack_end = regs.sp + vg_core::aspace::readable_extent(regs.sp, 1 << 30);
+    let frames = walk_stack(regs, frameless, stack_end);
+    let sps: Vec<u64> = frames.iter().map(|f| f.1).collect();
+    if let Some(no) = frame_holding(addr, &sps, regs.sp, stack_end - 1) {
+        *frame = Some(name_frame(no, frames[no].0));
     }
 }
 
@@ -281,9 +401,43 @@ mod tests {
     }
 
     #[test]
+    fn stack_addresses_name_their_frame() {
+        let frame = StackFrame { no: 2, func: Some("main".into()), file: Some("prog.c".into()), line: Some(8) };
+        let d = AddrDesc::Stack { tid: 1, below_sp: 0, frame: Some(frame) };
+        assert_eq!(
+            describe(0x1ffefff6e8, &d, &|_| String::new()),
+            " Address 0x1ffefff6e8 is on thread 1's stack\n in frame #2, created by main (prog.c:8)\n"
+        );
+        let unnamed = StackFrame { no: 1, func: None, file: Some("prog.c".into()), line: None };
+        let d = AddrDesc::Stack { tid: 1, below_sp: 0, frame: Some(unnamed) };
+        assert!(describe(0x10, &d, &|_| String::new()).ends_with(" in frame #1, created by ??? (prog.c:)\n"));
+        let nothing = StackFrame { no: 1, func: None, file: None, line: None };
+        let d = AddrDesc::Stack { tid: 3, below_sp: 0, frame: Some(nothing) };
+        assert_eq!(describe(0x10, &d, &|_| String::new()), " Address 0x10 is on thread 3's stack\n");
+        let d = AddrDesc::Stack { tid: 1, below_sp: 608, frame: None };
+        assert_eq!(describe(0x10, &d, &|_| String::new()), " Address 0x10 is on thread 1's stack\n 608 bytes below stack pointer\n");
+    }
+
+    #[test]
+    fn the_frame_holding_an_address_is_between_two_stack_pointers() {
+        // Frames 0..3 with stack pointers; the stack's live part starts at 0x1000 - 128.
+        let sps = [0x1000, 0x1040, 0x1100, 0x1200];
+        assert_eq!(frame_holding(0x1000, &sps, 0x1000, 0x2000), Some(0));
+        assert_eq!(frame_holding(0x1040, &sps, 0x1000, 0x2000), Some(1));
+        assert_eq!(frame_holding(0x11ff, &sps, 0x1000, 0x2000), Some(2));
+        // Beyond the last frame, or below the innermost: no frame.
+        assert_eq!(frame_holding(0x1200, &sps, 0x1000, 0x2000), None);
+        assert_eq!(frame_holding(0xff0, &sps, 0x1000, 0x2000), None);
+        // A frame reaching past the stack's end is not believed.
+        assert_eq!(frame_holding(0x1150, &sps, 0x1000, 0x11ff), None);
+        // Nor one starting below the live part.
+        assert_eq!(frame_holding(0x1010, &sps, 0x1100, 0x2000), None);
+    }
+
+    #[test]
     fn same_kind_and_size_are_one_error() {
         let a = McError::Addr { write: false, size: 4, addr: 1, desc: AddrDesc::Unknown };
-        let b = McError::Addr { write: false, size: 4, addr: 2, desc: AddrDesc::Stack { tid: 1, below_sp: 0 } };
+        let b = McError::Addr { write: false, size: 4, addr: 2, desc: AddrDesc::Stack { tid: 1, below_sp: 0, frame: None } };
         let c = McError::Addr { write: true, size: 4, addr: 1, desc: AddrDesc::Unknown };
         assert!(a.same_as(&b));
         assert!(!a.same_as(&c));

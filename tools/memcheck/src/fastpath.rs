@@ -1,7 +1,7 @@
 //! The inline fast paths of shadow-memory accesses (what Valgrind's `mc_main` fast helpers do,
 //! but emitted as IR into the translation): an aligned load whose bytes are all defined, an
-//! aligned store of a defined value to addressable memory, and the stack-pointer moves of
-//! push, pop, call and ret. Each emits the shadow lookup — two table loads, since L1 and L2
+//! aligned store of a defined value to addressable memory, the stack-pointer moves of push,
+//! pop, call and ret, and the red zone a call or return makes undefined. Each emits the shadow lookup — two table loads, since L1 and L2
 //! entries are never null (see [`crate::shadow`]) — and returns an I1 that is true when the
 //! fast path does not apply; the caller then makes the (guarded, out-of-line) helper call that
 //! handles every case.
@@ -150,4 +150,117 @@ pub fn set(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64, fill: u64, m
         sb.store(target, b);
     }
     slow
+}
+
+/// The amd64 red zone: the bytes below the stack pointer a call or return makes undefined.
+pub const RED_ZONE: u64 = 128;
+
+/// Where [`undefine_red_zone`] sends its shadow stores when it leaves the work to the helper
+/// (room for the shadow of a return's 8 dead bytes and of the red zone).
+struct RedZoneScratch(core::cell::UnsafeCell<[u64; (RED_ZONE / 32 + 1) as usize]>);
+
+// SAFETY: the contents are never read; concurrent writes of junk are harmless.
+unsafe impl Sync for RedZoneScratch {}
+
+static RED_ZONE_SCRATCH: RedZoneScratch = RedZoneScratch(core::cell::UnsafeCell::new([0; (RED_ZONE / 32 + 1) as usize]));
+
+/// Make the [`RED_ZONE`] bytes at `base` undefined, and the `dead` bytes below them (0, or 8
+/// for a return: the stack shrinks by the return address) no-access, inline when the range
+/// starts 8-aligned, lies in one secondary and that secondary is private: one shadow lookup,
+/// then a 2-byte store for the dead bytes and four 8-byte stores of the undefined pattern.
+/// Runs at every call and return, so the test is folded into few operations. Returns the I1
+/// "take the helper"; when it is true nothing was written.
+pub fn undefine_red_zone(sb: &mut Superblock, t: &FastTables, base: Atom, dead: u64) -> Atom {
+    assert!(dead == 0 || dead == 8, "dead bytes below a red zone: 0 or 8, not {dead}");
+    let start = if dead == 0 { base } else { sb.binop(Binop::Sub(Ty::I64), base, Atom::u64(dead)) };
+    let l = lookup(sb, t, start, 8);
+    // The offset in the secondary plus the high bits: adding the distance to the last 8-byte
+    // word carries into bit 16 exactly when an aligned range runs past the secondary's end,
+    // and leaves the low three bits (misalignment) and the high bits (no shadow) as they were.
+    let off = sb.binop(Binop::And(Ty::I64), start, Atom::u64(HIGH_BITS | 0xffff));
+    let last = sb.binop(Binop::Add(Ty::I64), off, Atom::u64(dead + RED_ZONE - 8));
+    let bad = sb.binop(Binop::And(Ty::I64), last, Atom::u64(HIGH_BITS | 0x1_0000 | 7));
+    let bad = sb.binop(Binop::CmpNE(Ty::I64), bad, Atom::u64(0));
+    let rel = sb.binop(Binop::Sub(Ty::I64), l.sm, Atom::u64(t.dsm));
+    let shared = sb.binop(Binop::CmpLTU(Ty::I64), rel, Atom::u64(3 * SECONDARY_BYTES));
+    let slow = sb.binop(Binop::Or(Ty::I1), bad, shared);
+    let target = sb.ite(slow, Atom::u64(RED_ZONE_SCRATCH.0.get() as u64), l.p);
+    // Four guest bytes per shadow byte.
+    if dead > 0 {
+        sb.store(target, Atom::Const(vg_core::tool::vg_ir::Const::I16(FILL_NOACCESS as u16)));
+    }
+    for k in 0..RED_ZONE / 32 {
+        let a = sb.binop(Binop::Add(Ty::I64), target, Atom::u64(dead / 4 + 8 * k));
+        sb.store(a, Atom::u64(FILL_UNDEFINED));
+    }
+    slow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shadow::{DEFINED, NOACCESS, ShadowMem, UNDEFINED};
+    use alloc::vec::Vec;
+    use vg_core::tool::vg_ir::interp::{HostMemory, run};
+
+    /// Run the inline red-zone code for `base` and `dead` against `m`; returns "take the
+    /// helper".
+    fn red_zone_dead(m: &ShadowMem, base: u64, dead: u64) -> bool {
+        let mut sb = Superblock::new(8);
+        let slow = undefine_red_zone(&mut sb, &m.fast_tables(), Atom::u64(base), dead);
+        let slow = sb.zext(slow, Ty::I64);
+        sb.put(0, slow);
+        let mut state = [0u8; 16];
+        run(&sb, &mut state, &mut HostMemory);
+        state[0] != 0
+    }
+
+    fn red_zone(m: &ShadowMem, base: u64) -> bool {
+        red_zone_dead(m, base, 0)
+    }
+
+    fn states(m: &ShadowMem, from: u64, len: u64) -> Vec<u8> {
+        (from..from + len).map(|a| m.state(a)).collect()
+    }
+
+    #[test]
+    fn red_zone_inline_in_one_private_secondary_and_nothing_elsewhere() {
+        let mut m = ShadowMem::new();
+        m.make_defined(0x10_0000, 0x4_0000);
+        // Private secondaries for the first two chunks; the third stays shared.
+        m.make_noaccess(0x10_0000, 1);
+        m.make_noaccess(0x11_0000, 1);
+        assert!(!red_zone(&m, 0x10_8000));
+        assert_eq!(states(&m, 0x10_8000, 128), [UNDEFINED; 128]);
+        assert_eq!((m.state(0x10_7fff), m.state(0x10_8080)), (DEFINED, DEFINED));
+        // The last 128 bytes of a secondary still fit.
+        assert!(!red_zone(&m, 0x10_ff80));
+        assert_eq!(states(&m, 0x10_ff80, 128), [UNDEFINED; 128]);
+        // Misaligned, crossing into the next secondary, a shared secondary, an address with no
+        // shadow: the helper's work, and nothing written.
+        for base in [0x10_9004, 0x10_ff88, 0x12_8000, 1 << 48] {
+            assert!(red_zone(&m, base), "{base:#x}");
+        }
+        assert_eq!(states(&m, 0x10_9000, 0x80), [DEFINED; 0x80]);
+        assert_eq!(states(&m, 0x11_0001, 0x80), [DEFINED; 0x80]);
+        assert_eq!(states(&m, 0x12_8000, 0x80), [DEFINED; 0x80]);
+    }
+
+    #[test]
+    fn a_return_also_kills_the_eight_bytes_below_its_red_zone() {
+        let mut m = ShadowMem::new();
+        m.make_defined(0x10_0000, 0x2_0000);
+        m.make_noaccess(0x10_0000, 1);
+        assert!(!red_zone_dead(&m, 0x10_8008, 8));
+        assert_eq!(states(&m, 0x10_8000, 8), [NOACCESS; 8]);
+        assert_eq!(states(&m, 0x10_8008, 128), [UNDEFINED; 128]);
+        assert_eq!((m.state(0x10_7fff), m.state(0x10_8088)), (DEFINED, DEFINED));
+        // The whole 136 bytes must fit in the secondary, from the first dead byte.
+        assert!(red_zone_dead(&m, 0x10_ff88, 8));
+        assert_eq!(states(&m, 0x10_ff80, 0x80), [DEFINED; 0x80]);
+        assert!(!red_zone_dead(&m, 0x10_ff80, 8));
+        assert_eq!(m.state(0x10_ff77), DEFINED);
+        assert_eq!(states(&m, 0x10_ff78, 8), [NOACCESS; 8]);
+        assert_eq!(states(&m, 0x10_ff80, 0x80), [UNDEFINED; 0x80]);
+    }
 }

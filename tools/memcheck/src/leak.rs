@@ -642,6 +642,9 @@ pub fn at_exit() {
         } else {
             print_report(&search(mode, Delta::Any));
         }
+        if !st().opts.track_origins && st().em.shown().any(|e| crate::errors::is_undefined_value(&e.details)) {
+            vg_core::log::user_lines("Use --track-origins=yes to see where uninitialised values come from\n");
+        }
         error_lists();
     }
     if let Some(c) = st().em.exit_code() {
@@ -668,17 +671,18 @@ fn error_lists() {
     for (k, e) in shown.iter().enumerate() {
         let stack = crate::ctx_text(e.ctx);
         let body = crate::errors::text(&e.details, &stack, &crate::ctx_text);
-        vg_core::log::user_lines(&format!("\n{} errors in context {} of {total}:\n{body}", commas(e.count), k + 1));
+        vg_core::log::user_lines(&format!("\n{} errors in context {} of {total}:\n{body}\n", commas(e.count), k + 1));
     }
+    // Each error ends in a blank line; the used suppressions are set off by blank lines.
     let used = em.used_suppression_lines_with(supp_note);
     if !used.is_empty() {
         vg_core::dmsg!();
         for l in &used {
             vg_core::dmsg!("{l}");
         }
-    }
-    if total > 0 || !used.is_empty() {
         vg_core::log::user_lines(&format!("\n{}\n", em.summary_line()));
+    } else if total > 0 {
+        vg_core::log::user_lines(&format!("{}\n", em.summary_line()));
     }
 }
 

@@ -173,6 +173,10 @@ fn report_o(e: McError, ips: &[u64], tag: u32) {
         McError::Param { unaddressable: false, addr, .. } | McError::User { unaddressable: false, addr, .. } => origins::tag_at(addr),
         _ => tag,
     };
+    let mut e = e;
+    if let Some(&pc) = ips.first() {
+        errors::locate_stack_frame(&mut e, regs_at(pc), replacement_frame(pc));
+    }
     let s = st();
     let ctx = s.ectx.intern(ips);
     let shown = e.clone();
@@ -255,7 +259,9 @@ fn describe_addr(a: u64) -> AddrDesc {
         .any(|g| matches!(g.kind, vg_core::aspace::SegKind::Client(_)) && (g.start..g.end).contains(&sp) && (g.start..g.end).contains(&a));
     if on_stack {
         let tid = vg_core::threads::current_slot() as u32 + 1;
-        return AddrDesc::Stack { tid, below_sp: sp.saturating_sub(a) };
+        // The red zone counts as the stack's live part.
+        let below_sp = if a.saturating_add(REDZONE) >= sp { 0 } else { sp - a };
+        return AddrDesc::Stack { tid, below_sp, frame: None };
     }
     AddrDesc::Unknown
 }
@@ -355,6 +361,21 @@ extern "C" fn h_mem_set(addr: u64, len: u64, undef: u64) {
     }
 }
 
+/// A call's or return's red zone, and the `dead` bytes below it that left the stack (the
+/// inline path in `fastpath` did not apply).
+extern "C" fn h_make_stack_uninit(base: u64, len: u64, dead: u64) {
+    let s = &mut st().shadow;
+    s.make_noaccess(base.wrapping_sub(dead), dead);
+    s.make_undefined(base, len);
+}
+
+/// The same with `--track-origins=yes`: the bytes are stack space of the code at `nia` (the
+/// callee, or the returned-to code), a one-frame context as in Valgrind.
+extern "C" fn h_make_stack_uninit_o(base: u64, len: u64, nia: u64, dead: u64) {
+    h_make_stack_uninit(base, len, dead);
+    origins::tag_red_zone(base, len, nia);
+}
+
 macro_rules! callee {
     ($f:ident) => {
         Callee { name: stringify!($f), addr: $f as *const () as usize }
@@ -372,6 +393,8 @@ fn helpers() -> translate::Helpers {
         sp_change: callee!(h_sp_change),
         mem_vbits: callee!(h_mem_vbits),
         mem_set: callee!(h_mem_set),
+        make_stack_uninit: callee!(h_make_stack_uninit),
+        make_stack_uninit_o: callee!(h_make_stack_uninit_o),
         tables: st().shadow.fast_tables(),
     }
 }
@@ -571,6 +594,17 @@ fn install_stubs() {
 
 // ---------------------------------------------------------------------------------------------
 // The replaced allocator.
+
+/// For a stub or replacement at `pc` (which keep no frame of their own): the bytes of stack
+/// they have in use above their caller's return address.
+fn replacement_frame(pc: u64) -> Option<u64> {
+    let page = st().stub_page;
+    if page != 0 && (page..page + 4096).contains(&pc) {
+        Some(STUB_FRAME)
+    } else {
+        st().strmem.replacement_at(pc).map(|_| 0)
+    }
+}
 
 /// The stack of a call to a stub or replacement at `pc` that has `frame` bytes of stack in
 /// use: `pc`, then its caller's stack.

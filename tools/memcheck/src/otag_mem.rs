@@ -1,11 +1,14 @@
 //! Origin shadow memory for `--track-origins=yes` (Valgrind's `ocache`, differently built): for
 //! each 4-byte aligned word of guest memory one 32-bit origin tag (see [`crate::origins`]) and a
-//! 4-bit mask saying which of the word's bytes carry it. Only words whose bytes were given a
-//! non-zero tag matter; storing tag 0 clears the mask bits, so a word written with defined data
-//! has no origin. Memory is split into 64 KiB chunks, each with a page allocated in the tool
-//! arena on the first non-zero tag stored in it (72 KiB: the tags and the packed masks); the
-//! rest of the address space costs nothing. A tag is only consulted for bytes whose V bits say
-//! undefined, so stale tags on defined bytes do no harm.
+//! 4-bit mask saying which of the word's bytes carry it. Memory is split into 64 KiB chunks,
+//! each with a page allocated in the tool arena on the first non-zero tag stored in it (80 KiB:
+//! the tags, then one mask byte per word). As in the V-bit shadow, table entries are never
+//! null: regions and chunks without origins share a read-only zero L2 table and zero page, so
+//! generated code finds a word's tag with two unconditional loads (see [`OTables`]).
+//!
+//! A tag is only meaningful for bytes whose V bits say undefined: generated code does not
+//! store the (zero) origin of fully defined data, so defined bytes may keep stale tags, and
+//! [`OriginMem::load_undefined`] consults the tags of undefined bytes only.
 
 use alloc::alloc::{Layout, alloc_zeroed};
 use alloc::vec::Vec;
@@ -18,40 +21,70 @@ const WORDS: usize = (PAGE_SIZE / 4) as usize;
 /// Guest addresses are below 2^48; origins of higher ones are never kept.
 const ADDR_LIMIT: u64 = 1 << 48;
 const L2_ENTRIES: usize = 1 << 16;
+/// Offset of a page's mask bytes (after the tags).
+pub const MASKS_OFFSET: u64 = 4 * WORDS as u64;
 
-/// The origins of one 64 KiB chunk: a tag per word, and a nibble per word (two per byte) with
-/// one bit per byte of the word.
+/// The origins of one 64 KiB chunk: a tag per word, then a mask byte per word with one bit
+/// per byte of the word (bits 4..7 always clear).
 #[repr(C)]
 struct Page {
     tags: [u32; WORDS],
-    masks: [u8; WORDS / 2],
+    masks: [u8; WORDS],
 }
 
-impl Page {
-    #[inline]
-    fn mask(&self, w: usize) -> u8 {
-        (self.masks[w / 2] >> ((w & 1) * 4)) & 0xf
-    }
-    #[inline]
-    fn set_mask(&mut self, w: usize, m: u8) {
-        let sh = (w & 1) * 4;
-        let b = &mut self.masks[w / 2];
-        *b = (*b & !(0xf << sh)) | (m << sh);
-    }
+/// One 4 GiB region's pages.
+struct L2([*const Page; L2_ENTRIES]);
+
+// SAFETY: the shared tables below are never written through these pointers.
+unsafe impl Sync for L2 {}
+unsafe impl Sync for Page {}
+
+/// The page of every chunk without origins: all tags 0, all masks empty. Never written.
+static ZERO_PAGE: Page = Page { tags: [0; WORDS], masks: [0; WORDS] };
+
+/// The L2 table of every region without origins.
+static ZERO_L2: L2 = L2([&ZERO_PAGE as *const Page; L2_ENTRIES]);
+
+/// Where generated code sends the origin writes it leaves to the helper: a page and a little
+/// more, so that any in-page offset of a write of up to `SCRATCH_SPILL` bytes stays inside it.
+#[repr(C)]
+struct ScratchArea {
+    page: Page,
+    spill: [u8; SCRATCH_SPILL],
 }
 
-/// One 4 GiB region's pages; null: no origins there.
-struct L2([*mut Page; L2_ENTRIES]);
+const SCRATCH_SPILL: usize = 256;
+
+struct Scratch(core::cell::UnsafeCell<ScratchArea>);
+
+// SAFETY: the contents are never read; concurrent writes of junk are harmless.
+unsafe impl Sync for Scratch {}
+
+static SCRATCH: Scratch =
+    Scratch(core::cell::UnsafeCell::new(ScratchArea { page: Page { tags: [0; WORDS], masks: [0; WORDS] }, spill: [0; SCRATCH_SPILL] }));
+
+/// Addresses generated code needs for inline origin lookups.
+#[derive(Clone, Copy, Debug)]
+pub struct OTables {
+    /// The L1 table: 65536 pointers to L2 tables, indexed by address bits 47..32; each L2
+    /// entry points to a page (indexed by bits 31..16).
+    pub l1: u64,
+    /// The shared zero page: a write through it must go to the helper instead.
+    pub zero_page: u64,
+    /// A writable area for skipped writes: any in-page offset plus 256 bytes fits.
+    pub scratch: u64,
+}
 
 /// The origin tags of the whole address space.
 pub struct OriginMem {
-    /// Indexed by address bits 47..32.
-    l1: Vec<*mut L2>,
+    /// Indexed by address bits 47..32; `ZERO_L2` where no origins were stored.
+    l1: Vec<*const L2>,
     /// Pages allocated so far.
     pub pages: usize,
 }
 
-// SAFETY: the raw pointers are owned by the map; it is only used under the core's big lock.
+// SAFETY: the raw pointers are owned by the map or point at immutable statics; the map is only
+// used under the core's big lock.
 unsafe impl Send for OriginMem {}
 
 fn tool_zeroed(layout: Layout) -> *mut u8 {
@@ -67,6 +100,11 @@ fn byte_mask(lo: u64, hi: u64) -> u8 {
     ((1u8 << hi) - 1) & !((1u8 << lo) - 1)
 }
 
+#[inline]
+fn word_index(a: u64) -> usize {
+    ((a & (PAGE_SIZE - 1)) / 4) as usize
+}
+
 impl Default for OriginMem {
     fn default() -> Self {
         Self::new()
@@ -75,45 +113,39 @@ impl Default for OriginMem {
 
 impl OriginMem {
     pub fn new() -> OriginMem {
-        OriginMem { l1: alloc::vec![core::ptr::null_mut(); 1 << 16], pages: 0 }
+        OriginMem { l1: alloc::vec![&ZERO_L2 as *const L2; 1 << 16], pages: 0 }
     }
 
+    /// The tables generated code reads (the L1 vector is never resized, so its address holds).
+    pub fn tables(&self) -> OTables {
+        OTables { l1: self.l1.as_ptr() as u64, zero_page: &ZERO_PAGE as *const Page as u64, scratch: SCRATCH.0.get() as u64 }
+    }
+
+    /// The page of `a` (the zero page where none was made; `a` below `ADDR_LIMIT`).
     #[inline]
-    fn page(&self, a: u64) -> Option<&Page> {
-        if a >= ADDR_LIMIT {
-            return None;
-        }
+    fn page(&self, a: u64) -> &Page {
         let l2 = self.l1[(a >> 32) as usize];
-        if l2.is_null() {
-            return None;
-        }
-        // SAFETY: non-null L2 tables and pages are live allocations owned by this map.
-        unsafe { (*l2).0[((a >> PAGE_BITS) & 0xffff) as usize].as_ref() }
+        // SAFETY: L2 tables and pages are live allocations owned by this map or the statics.
+        unsafe { &*(*l2).0[((a >> PAGE_BITS) & 0xffff) as usize] }
     }
 
-    /// The page of `a`, allocated if `create`.
-    fn page_mut(&mut self, a: u64, create: bool) -> Option<&mut Page> {
-        if a >= ADDR_LIMIT {
-            return None;
-        }
+    /// The private page of `a` (below `ADDR_LIMIT`), made if needed.
+    fn page_mut(&mut self, a: u64) -> &mut Page {
         let i = (a >> 32) as usize;
-        if self.l1[i].is_null() {
-            if !create {
-                return None;
-            }
-            self.l1[i] = tool_zeroed(Layout::new::<L2>()) as *mut L2;
+        if core::ptr::eq(self.l1[i], &ZERO_L2) {
+            let t = tool_zeroed(Layout::new::<L2>()) as *mut L2;
+            // SAFETY: a fresh allocation of one L2 table.
+            unsafe { (*t).0.fill(&ZERO_PAGE) };
+            self.l1[i] = t;
         }
-        // SAFETY: a live L2 table owned by this map.
-        let slot = unsafe { &mut (*self.l1[i]).0[((a >> PAGE_BITS) & 0xffff) as usize] };
-        if slot.is_null() {
-            if !create {
-                return None;
-            }
-            *slot = tool_zeroed(Layout::new::<Page>()) as *mut Page;
+        // SAFETY: a private L2 table owned by this map.
+        let slot = unsafe { &mut (*(self.l1[i] as *mut L2)).0[((a >> PAGE_BITS) & 0xffff) as usize] };
+        if core::ptr::eq(*slot, &ZERO_PAGE) {
+            *slot = tool_zeroed(Layout::new::<Page>()) as *const Page;
             self.pages += 1;
         }
-        // SAFETY: a live page owned by this map, borrowed through `&mut self`.
-        Some(unsafe { &mut **slot })
+        // SAFETY: a private page owned by this map, borrowed through `&mut self`.
+        unsafe { &mut *(*slot as *mut Page) }
     }
 
     /// A store of `len` bytes at `a` whose value has origin `tag` (0: no origin).
@@ -123,18 +155,18 @@ impl OriginMem {
         while w < end {
             let page_end = (w | (PAGE_SIZE - 1)) + 1;
             // Clearing needs no page where there is none.
-            let Some(p) = self.page_mut(w, tag != 0) else {
+            if tag == 0 && core::ptr::eq(self.page(w), &ZERO_PAGE) {
                 w = page_end;
                 continue;
-            };
+            }
+            let p = self.page_mut(w);
             while w < end.min(page_end) {
-                let i = ((w & (PAGE_SIZE - 1)) / 4) as usize;
+                let i = word_index(w);
                 let m = byte_mask(a.max(w) - w, end.min(w + 4) - w);
-                let cur = p.mask(i);
                 if tag == 0 {
-                    p.set_mask(i, cur & !m);
+                    p.masks[i] &= !m;
                 } else {
-                    p.set_mask(i, cur | m);
+                    p.masks[i] |= m;
                     p.tags[i] = tag;
                 }
                 w += 4;
@@ -142,25 +174,38 @@ impl OriginMem {
         }
     }
 
-    /// The origin of a load of `len` bytes at `a`: the largest tag any of its bytes carries
-    /// (0 if none does).
-    pub fn load(&self, a: u64, len: u64) -> u32 {
+    /// The largest tag carried by a byte of `[a, a+len)` for which `undefined` holds (0 if
+    /// none).
+    pub fn load_where(&self, a: u64, len: u64, undefined: impl Fn(u64) -> bool) -> u32 {
         let end = a.saturating_add(len).min(ADDR_LIMIT);
         let mut best = 0;
         let mut w = a & !3;
         while w < end {
-            let Some(p) = self.page(w) else {
+            let p = self.page(w);
+            if core::ptr::eq(p, &ZERO_PAGE) {
                 w = (w | (PAGE_SIZE - 1)) + 1;
                 continue;
-            };
-            let i = ((w & (PAGE_SIZE - 1)) / 4) as usize;
-            let m = byte_mask(a.max(w) - w, end.min(w + 4) - w);
-            if p.mask(i) & m != 0 {
-                best = best.max(p.tags[i]);
+            }
+            let i = word_index(w);
+            let m = p.masks[i] & byte_mask(a.max(w) - w, end.min(w + 4) - w);
+            if m != 0 && p.tags[i] > best && (0..4).any(|b| m & (1 << b) != 0 && undefined(w + b)) {
+                best = p.tags[i];
             }
             w += 4;
         }
         best
+    }
+
+    /// The origin of a load of `len` bytes at `a`: the largest tag any of its bytes carries
+    /// (0 if none does), defined or not.
+    pub fn load(&self, a: u64, len: u64) -> u32 {
+        self.load_where(a, len, |_| true)
+    }
+
+    /// The origin of the undefined bytes of a load of `len` bytes at `a`, given the V-bit
+    /// shadow: the largest tag an undefined byte carries.
+    pub fn load_undefined(&self, a: u64, len: u64, shadow: &crate::shadow::ShadowMem) -> u32 {
+        self.load_where(a, len, |b| shadow.vbyte(b).is_some_and(|v| v != 0))
     }
 
     /// Copy the origins of `[src, src+len)` to `[dst, dst+len)` (non-overlapping ranges).
@@ -188,13 +233,24 @@ mod tests {
         assert_eq!(m.load(0x1003, 1), 0x11);
         assert_eq!(m.load(0x1005, 1), 0x11);
         assert_eq!(m.load(0x1006, 2), 0);
-        // A defined store clears only its bytes.
+        // A zero-tag store clears only its bytes.
         m.store(0x1002, 2, 0);
         assert_eq!(m.load(0x1000, 4), 0);
         assert_eq!(m.load(0x1000, 8), 0x11);
         // The largest tag of the bytes loaded wins.
         m.store(0x1008, 1, 0x25);
         assert_eq!(m.load(0x1000, 16), 0x25);
+    }
+
+    #[test]
+    fn only_undefined_bytes_count_when_asked() {
+        let mut m = OriginMem::new();
+        m.store(0x5000, 4, 0x40);
+        m.store(0x5004, 4, 0x90);
+        let undef = |b: u64| b == 0x5001;
+        assert_eq!(m.load_where(0x5000, 8, undef), 0x40, "0x5004's larger tag is on defined bytes");
+        assert_eq!(m.load_where(0x5004, 4, undef), 0);
+        assert_eq!(m.load(0x5000, 8), 0x90);
     }
 
     #[test]
@@ -210,5 +266,29 @@ mod tests {
         m.copy_range(0x2_0000_fffe, 0x3000, 4);
         assert_eq!(m.load(0x3000, 4), 7);
         assert_eq!(m.load(1 << 50, 8), 0);
+        m.store(1 << 50, 8, 9);
+        assert_eq!(m.pages, 3, "no origins above 2^48");
+    }
+
+    #[test]
+    fn tables_lead_to_the_tags() {
+        let mut m = OriginMem::new();
+        let t = m.tables();
+        let a = 0x1_2345_6788u64;
+        // SAFETY (test): walking the tables as generated code does.
+        let page = |m: &OriginMem| unsafe {
+            let l2 = *((t.l1 + ((a >> 32) & 0xffff) * 8) as *const u64);
+            *((l2 + ((a >> 16) & 0xffff) * 8) as *const u64)
+        };
+        assert_eq!(page(&m), t.zero_page);
+        m.store(a, 8, 0x77);
+        let p = page(&m);
+        assert_ne!(p, t.zero_page);
+        let w = (a & 0xffff) / 4;
+        // SAFETY (test): `p` is the live page of `a`.
+        unsafe {
+            assert_eq!(*((p + 4 * w) as *const u32), 0x77);
+            assert_eq!(*((p + MASKS_OFFSET + w) as *const u8), 0xf);
+        }
     }
 }

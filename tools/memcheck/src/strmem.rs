@@ -15,7 +15,10 @@
 //! program's start-up code) to pick an implementation: such a resolver is sent to a stub that
 //! returns the replacement instead. The symbol's type tells the two apart, and one name may be
 //! both in one library (`memcpy@GLIBC_2.2.5` is a function, `memcpy@@GLIBC_2.14` an IFUNC), so
-//! the decision is made per address here rather than by name in the core's redirector.
+//! the decision is made per address here rather than by name in the core's redirector. The
+//! symbol's version picks the replacement where Valgrind has one per version (the old memcpy is
+//! a memmove), and an IFUNC whose implementations are another function's runs that one's
+//! replacement, as it ends up doing in Valgrind (see [`IFUNC_SHARED`]).
 //!
 //! Uses the tool-facing core (`aspace`, `debuginfo`) and the IR; owns the map from replaced
 //! addresses to replacements.
@@ -75,6 +78,120 @@ core::arch::global_asm!(
         mov rax, [rsp + 0x30]
         add rsp, 0x38
     9:
+    .endm
+
+    // Copies rdx bytes from rsi to rdi in whichever direction is safe, so overlapping copies
+    // still come out right. Valgrind's access pattern, which decides the size and address of
+    // an invalid access reported: with source and destination equally aligned, single bytes
+    // up to a word boundary of the source, then words; then, if both are even, 2-byte units;
+    // then single bytes. Keeps rax; uses rcx, r8-r10.
+    .macro VG_MOVE
+        mov rcx, rdx
+        test rcx, rcx
+        jz 49f
+        mov r8, rsi
+        mov r9, rdi
+        cmp rdi, rsi
+        jb 20f
+        lea r10, [rsi + rcx]
+        cmp rdi, r10
+        jae 20f
+        cmp rdi, rsi
+        je 49f
+        jmp 30f
+        // Upwards.
+    20: mov r10, r8
+        xor r10, r9
+        test r10, 7
+        jnz 24f
+    21: test r8, 7
+        jz 22f
+        test rcx, rcx
+        jz 49f
+        movzx r10d, byte ptr [r8]
+        mov [r9], r10b
+        inc r8
+        inc r9
+        dec rcx
+        jmp 21b
+    22: cmp rcx, 8
+        jb 23f
+        mov r10, [r8]
+        mov [r9], r10
+        add r8, 8
+        add r9, 8
+        sub rcx, 8
+        jmp 22b
+    23: test rcx, rcx
+        jz 49f
+    24: mov r10, r8
+        or r10, r9
+        test r10, 1
+        jnz 26f
+    25: cmp rcx, 2
+        jb 26f
+        movzx r10d, word ptr [r8]
+        mov [r9], r10w
+        add r8, 2
+        add r9, 2
+        sub rcx, 2
+        jmp 25b
+    26: test rcx, rcx
+        jz 49f
+        movzx r10d, byte ptr [r8]
+        mov [r9], r10b
+        inc r8
+        inc r9
+        dec rcx
+        jmp 26b
+        // Downwards, from the ends.
+    30: add r8, rcx
+        add r9, rcx
+        mov r10, r8
+        xor r10, r9
+        test r10, 7
+        jnz 34f
+    31: test r8, 7
+        jz 32f
+        test rcx, rcx
+        jz 49f
+        dec r8
+        dec r9
+        movzx r10d, byte ptr [r8]
+        mov [r9], r10b
+        dec rcx
+        jmp 31b
+    32: cmp rcx, 8
+        jb 33f
+        sub r8, 8
+        sub r9, 8
+        mov r10, [r8]
+        mov [r9], r10
+        sub rcx, 8
+        jmp 32b
+    33: test rcx, rcx
+        jz 49f
+    34: mov r10, r8
+        or r10, r9
+        test r10, 1
+        jnz 36f
+    35: cmp rcx, 2
+        jb 36f
+        sub r8, 2
+        sub r9, 2
+        movzx r10d, word ptr [r8]
+        mov [r9], r10w
+        sub rcx, 2
+        jmp 35b
+    36: test rcx, rcx
+        jz 49f
+        dec r8
+        dec r9
+        movzx r10d, byte ptr [r8]
+        mov [r9], r10b
+        dec rcx
+        jmp 36b
+    49:
     .endm
 
     // For an IFUNC symbol: a resolver that picks the replacement.
@@ -384,48 +501,26 @@ vg_mc_strmem_start:
     VG_ENTRY memcpy
         VG_OVERLAP rdi, rdx, rsi, rdx, rdx, memcpy
         mov rax, rdi
-        jmp .Lvg_mc_move
+        VG_MOVE
+        ret
+
+    // The old memcpy (version GLIBC_2.2.5) is a memmove, as programs linked against it
+    // relied on: no overlap check, as in Valgrind.
+    VG_ENTRY memcpy_glibc_2_2_5
+        mov rax, rdi
+        VG_MOVE
+        ret
 
     VG_ENTRY mempcpy
         VG_OVERLAP rdi, rdx, rsi, rdx, rdx, mempcpy
         lea rax, [rdi + rdx]
-        jmp .Lvg_mc_move
+        VG_MOVE
+        ret
 
-    // Copies in whichever direction is safe, so overlapping copies still come out right.
     VG_ENTRY memmove
         mov rax, rdi
-.Lvg_mc_move:
-        cmp rdi, rsi
-        jbe 4f
-        mov rcx, rdx
-    2:  cmp rcx, 8
-        jb 3f
-        sub rcx, 8
-        mov r8, [rsi + rcx]
-        mov [rdi + rcx], r8
-        jmp 2b
-    3:  test rcx, rcx
-        jz 7f
-        dec rcx
-        movzx r8d, byte ptr [rsi + rcx]
-        mov [rdi + rcx], r8b
-        jmp 3b
-    4:  xor ecx, ecx
-        mov r9, rdx
-        and r9, -8
-    5:  cmp rcx, r9
-        je 6f
-        mov r8, [rsi + rcx]
-        mov [rdi + rcx], r8
-        add rcx, 8
-        jmp 5b
-    6:  cmp rcx, rdx
-        je 7f
-        movzx r8d, byte ptr [rsi + rcx]
-        mov [rdi + rcx], r8b
-        inc rcx
-        jmp 6b
-    7:  ret
+        VG_MOVE
+        ret
 
     VG_ENTRY memset
         mov rax, rdi
@@ -607,6 +702,7 @@ vg_mc_strmem_start:
     VG_RESOLVER rawmemchr
     VG_RESOLVER memrchr
     VG_RESOLVER memcpy
+    VG_RESOLVER memcpy_glibc_2_2_5
     VG_RESOLVER mempcpy
     VG_RESOLVER memmove
     VG_RESOLVER memset
@@ -639,7 +735,7 @@ pub struct Replacement {
 }
 
 macro_rules! replacements {
-    ($($f:ident $line:literal [$($sym:literal),+]),+ $(,)?) => {
+    ($($f:ident $(as $shown:literal)? $line:literal [$($sym:literal),+]),+ $(,)?) => {
         mod entry {
             unsafe extern "C" {
                 $(#[link_name = concat!("vg_mc_r_", stringify!($f))] pub fn $f();)+
@@ -652,7 +748,7 @@ macro_rules! replacements {
         }
         /// Every replacement.
         pub static REPLACEMENTS: &[Replacement] = &[$(Replacement {
-            name: stringify!($f),
+            name: first_of(&[$($shown,)? stringify!($f)]),
             line: $line,
             symbols: &[$($sym),+],
             entry: entry::$f,
@@ -660,6 +756,19 @@ macro_rules! replacements {
         }),+];
     };
 }
+
+/// A replacement's name: the one given, else its code's.
+const fn first_of(names: &[&'static str]) -> &'static str {
+    names[0]
+}
+
+/// IFUNCs whose every implementation is also another replaced function's: glibc's amd64
+/// memcpy variants are entry points of its memmove variants. Valgrind redirects the
+/// implementation an IFUNC picks, and there the other function's replacement outranks this
+/// one's: calls through the IFUNC run that replacement (so memcpy reports no overlap). Only
+/// in the shared C library: Valgrind replaces nothing in a static program, where this tool
+/// keeps memcpy's overlap check.
+const IFUNC_SHARED: &[(&str, &str)] = &[("memcpy", "memmove")];
 
 /// The dynamic linker's functions that are replaced (as Valgrind does).
 const LDSO_REPLACED: &[&str] = &["strlen", "index", "strcmp", "mempcpy"];
@@ -685,7 +794,8 @@ replacements! {
     memchr 970 ["memchr", "__memchr"],
     rawmemchr 1548 ["rawmemchr", "__rawmemchr"],
     memrchr 1009 ["memrchr", "__memrchr"],
-    memcpy 1120 ["memcpy"],
+    memcpy 1120 ["memcpy@@GLIBC_2.14", "memcpy"],
+    memcpy_glibc_2_2_5 as "memcpy@GLIBC_2.2.5" 1118 ["memcpy@GLIBC_2.2.5"],
     mempcpy 1668 ["mempcpy", "__mempcpy"],
     memmove 1382 ["memmove"],
     memset 1358 ["memset"],
@@ -767,16 +877,28 @@ impl StrMem {
             let debuglink = vg_core::debuginfo::debuglink::DEBUG_ROOT;
             let Some(dbg) = vg_core::debuginfo::debuglink::find_debug_file(&mut rd, path, &info, debuglink) else { return };
             let Ok(delf) = Elf::parse(&dbg.bytes) else { return };
-            self.scan_symbols(&delf.syms, &delf.strtab, bias, LDSO_REPLACED);
+            self.scan_symbols(&delf.syms, &delf.strtab, bias, LDSO_REPLACED, &[], false);
             return;
         }
-        self.scan_symbols(&elf.syms, &elf.strtab, bias, &[]);
-        self.scan_symbols(&elf.dynsyms, &elf.dynstrtab, bias, &[]);
+        self.scan_symbols(&elf.syms, &elf.strtab, bias, &[], &[], is_libc);
+        let versions = symbol_versions(&elf);
+        self.scan_symbols(&elf.dynsyms, &elf.dynstrtab, bias, &[], &versions, is_libc);
     }
 
-    /// Redirect the replaced functions among `syms` (only those named in `only`, if given).
-    fn scan_symbols(&mut self, syms: &goblin::elf::Symtab<'_>, strs: &goblin::strtab::Strtab<'_>, bias: u64, only: &[&str]) {
-        for sym in syms.iter() {
+    /// Redirect the replaced functions among `syms`: those named in `only` if it is not
+    /// empty; `versions` gives the version suffix of each symbol (by index) if known
+    /// (`memcpy@GLIBC_2.2.5` and `memcpy@@GLIBC_2.14` are different functions); `libc`: they
+    /// are the shared C library's (see [`IFUNC_SHARED`]).
+    fn scan_symbols(
+        &mut self,
+        syms: &goblin::elf::Symtab<'_>,
+        strs: &goblin::strtab::Strtab<'_>,
+        bias: u64,
+        only: &[&str],
+        versions: &[Option<String>],
+        libc: bool,
+    ) {
+        for (i, sym) in syms.iter().enumerate() {
             let ty = sym.st_type();
             if (ty != STT_FUNC && ty != STT_GNU_IFUNC) || sym.st_shndx == 0 || sym.st_value == 0 {
                 continue;
@@ -785,7 +907,9 @@ impl StrMem {
             if !only.is_empty() && !only.contains(&name) {
                 continue;
             }
-            let Some(r) = REPLACEMENTS.iter().find(|r| r.symbols.contains(&name)) else { continue };
+            let versioned = versions.get(i).and_then(Option::as_ref).map(|v| alloc::format!("{name}{v}"));
+            let shared_ifunc = libc && ty == STT_GNU_IFUNC;
+            let Some(r) = replacement_for(name, versioned.as_deref(), shared_ifunc) else { continue };
             let to = self.base + if ty == STT_GNU_IFUNC { r.resolver_off() } else { r.entry_off() };
             self.redirs.insert(sym.st_value.wrapping_add(bias), to);
         }
@@ -825,6 +949,40 @@ impl StrMem {
     }
 }
 
+/// The replacement for symbol `name` (`versioned`: with its version suffix, if it has one;
+/// `shared_ifunc`: it is an IFUNC of the shared C library, where Valgrind replaces): one naming
+/// the versioned symbol, else one naming the plain one.
+fn replacement_for(name: &str, versioned: Option<&str>, shared_ifunc: bool) -> Option<&'static Replacement> {
+    let by_name = |n: &str| REPLACEMENTS.iter().find(|r| r.symbols.contains(&n));
+    let r = versioned.and_then(by_name).or_else(|| by_name(name))?;
+    match IFUNC_SHARED.iter().find(|(f, _)| shared_ifunc && *f == r.name) {
+        Some((_, other)) => REPLACEMENTS.iter().find(|o| o.name == *other),
+        None => Some(r),
+    }
+}
+
+/// The version suffix of each dynamic symbol (by index): `@@VERSION` for a symbol's default
+/// version, `@VERSION` for an older one, none for unversioned symbols.
+fn symbol_versions(elf: &Elf) -> Vec<Option<String>> {
+    let (Some(versym), Some(verdef)) = (&elf.versym, &elf.verdef) else { return Vec::new() };
+    let mut names = BTreeMap::new();
+    for vd in verdef.iter() {
+        if let Some(aux) = vd.iter().next()
+            && let Some(n) = elf.dynstrtab.get_at(aux.vda_name)
+        {
+            names.insert(vd.vd_ndx, n);
+        }
+    }
+    versym
+        .iter()
+        .map(|v| {
+            // Indices 0 and 1 are local and global (unversioned); others name a definition.
+            let name = names.get(&v.version()).filter(|_| v.version() > 1)?;
+            Some(alloc::format!("{}{name}", if v.is_hidden() { "@" } else { "@@" }))
+        })
+        .collect()
+}
+
 /// The name and line of the frame at `pc` if it is in a replacement.
 pub fn frame_name(sm: &StrMem, pc: u64) -> Option<(String, u32)> {
     sm.replacement_at(pc).map(|r| (String::from(r.name), r.line))
@@ -848,6 +1006,20 @@ mod tests {
         let memcpy = REPLACEMENTS.iter().find(|r| r.name == "memcpy").unwrap();
         assert_eq!(sm.replacement_at(0x10000 + memcpy.entry_off() + 3).unwrap().name, "memcpy");
         assert!(sm.replacement_at(0x10000 + len).is_none());
+    }
+
+    #[test]
+    fn memcpy_is_chosen_by_version_and_kind() {
+        let name = |n, v, shared_ifunc| replacement_for(n, v, shared_ifunc).map(|r| r.name);
+        // glibc's memcpy IFUNC picks one of its memmove implementations.
+        assert_eq!(name("memcpy", Some("memcpy@@GLIBC_2.14"), true), Some("memmove"));
+        // The old version is a plain function, copied as a memmove under its own name.
+        assert_eq!(name("memcpy", Some("memcpy@GLIBC_2.2.5"), false), Some("memcpy@GLIBC_2.2.5"));
+        // A static program's memcpy (a function or an IFUNC Valgrind leaves alone) checks for
+        // overlap.
+        assert_eq!(name("memcpy", None, false), Some("memcpy"));
+        assert_eq!(name("mempcpy", None, true), Some("mempcpy"));
+        assert_eq!(name("memfrob", None, false), None);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! else pessimistic (any undefined input bit makes the whole result undefined). Loads and
 //! stores call the shadow-memory helpers; undefined values are reported where they matter:
 //! exit guards, load/store addresses, dirty-helper guards. Moves of the stack pointer call a
-//! helper that keeps the stack's addressability in step.
+//! helper that keeps the stack's addressability in step; the red-zone hint of a call or return
+//! (`Stmt::AbiHint`) makes the 128 bytes below the new stack pointer undefined, and takes over
+//! the marking of that call's or return's own move.
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -51,6 +53,12 @@ pub struct Helpers {
     pub mem_vbits: Callee,
     /// (addr, len, undefined).
     pub mem_set: Callee,
+    /// (base, len, dead): a call's or return's red zone holds nothing (see `Stmt::AbiHint`),
+    /// and the `dead` bytes below it left the stack.
+    pub make_stack_uninit: Callee,
+    /// (base, len, nia, dead): the same, the red zone's origin the stack space of the code at
+    /// `nia`.
+    pub make_stack_uninit_o: Callee,
     /// The shadow tables the inline fast paths read.
     pub tables: crate::shadow::FastTables,
 }
@@ -103,6 +111,11 @@ struct Mce<'a> {
     sp_version: u32,
     /// Origin tracking, if on.
     o: Option<crate::origins::Origins<'a>>,
+    /// Stack-pointer values a red-zone hint follows (see [`hinted_sps`]).
+    hinted: Vec<Temp>,
+    /// Bytes below the next hint's red zone that the last stack-pointer move killed and left
+    /// to the hint to mark (see [`Mce::hint_takes`]).
+    hint_dead: u64,
 }
 
 impl Mce<'_> {
@@ -529,21 +542,74 @@ impl Mce<'_> {
             Atom::Tmp(t) => self.sp_rel(t),
             Atom::Const(_) => None,
         };
+        // With origins, new stack space is tagged as made by this instruction (the tag made at
+        // translation, as Valgrind does); a move known to shrink the stack needs none.
+        let otag = self.cfg.origins.map(|oh| (oh, if delta.is_some_and(|d| d > 0) { 0 } else { crate::origins::stack_tag(self.pc) }));
+        let (helper, args) = match otag {
+            Some((oh, tag)) => (oh.sp_change, vec![old, new, Atom::u64(tag as u64)]),
+            None => (self.h.sp_change, vec![old, new]),
+        };
         let Some(d) = delta.filter(|d| *d != 0 && d.unsigned_abs() <= 32 && d % 8 == 0) else {
-            self.call(self.h.sp_change, vec![old, new], None, false);
+            self.call(helper, args, None, false);
             return;
         };
         let (base, fill) = if d < 0 { (new, fastpath::FILL_UNDEFINED) } else { (old, fastpath::FILL_NOACCESS) };
         let mut slow: Option<Atom> = None;
         for k in 0..d.unsigned_abs() / 8 {
             let a = self.bin(Binop::Add(Ty::I64), base, Atom::u64((8 * k).wrapping_sub(crate::REDZONE)));
-            let s = fastpath::set(&mut self.out, &self.h.tables, a, 8, fill, false, None);
+            let mut s = fastpath::set(&mut self.out, &self.h.tables, a, 8, fill, false, None);
+            if let (Some((oh, tag)), true) = (otag, d < 0) {
+                let so = crate::origins::stack_store(&mut self.out, &oh.tables, a, tag);
+                s = self.bin(Binop::Or(Ty::I1), s, so);
+            }
             slow = Some(match slow {
                 None => s,
                 Some(p) => self.bin(Binop::Or(Ty::I1), p, s),
             });
         }
-        self.call(self.h.sp_change, vec![old, new], slow, false);
+        self.call(helper, args, slow, false);
+    }
+
+    /// A call or return says the `len` bytes at `base` are dead (the red zone below the new
+    /// stack pointer): they become undefined, as in Valgrind, so a local read before it is
+    /// written is reported even where an earlier call left defined data. The 128-byte case is
+    /// done inline when it can be, with origins the bytes' tags too (`origins::red_zone`).
+    ///
+    /// The stack pointer's move just before may have left its marking to this (see
+    /// [`Self::hint_takes`]): then the `dead` bytes below `base` become no-access too.
+    fn abi_hint(&mut self, base: Atom, len: u32, nia: Atom) {
+        let dead = core::mem::take(&mut self.hint_dead);
+        let (len, dead_a) = (Atom::u64(len as u64), Atom::u64(dead));
+        let inline = len == Atom::u64(fastpath::RED_ZONE);
+        if let Some(oh) = self.cfg.origins {
+            let slow = if inline {
+                let v = fastpath::undefine_red_zone(&mut self.out, &self.h.tables, base, dead);
+                let o = crate::origins::red_zone(&mut self.out, &oh, base, nia);
+                Some(self.bin(Binop::Or(Ty::I1), v, o))
+            } else {
+                None
+            };
+            self.call(self.h.make_stack_uninit_o, vec![base, len, nia, dead_a], slow, false);
+            return;
+        }
+        let slow = inline.then(|| fastpath::undefine_red_zone(&mut self.out, &self.h.tables, base, dead));
+        self.call(self.h.make_stack_uninit, vec![base, len, dead_a], slow, false);
+    }
+
+    /// Whether the red-zone hint that follows the stack pointer's move to `new` can mark the
+    /// move's bytes too, and how many bytes the move kills below the red zone: `Some(0)` when
+    /// it only grows the stack into the red zone (a call), `Some(8)` when it pops 8 bytes (a
+    /// return); `None` when the move needs its own marking.
+    fn hint_takes(&self, new: Atom) -> Option<u64> {
+        let Atom::Tmp(t) = new else { return None };
+        if !self.hinted.contains(&t) {
+            return None;
+        }
+        match self.sp_rel(t)? {
+            d if (-(fastpath::RED_ZONE as i64)..0).contains(&d) => Some(0),
+            8 => Some(8),
+            _ => None,
+        }
     }
 
     /// Shadow of a load of `ty` at `addr`.
@@ -647,12 +713,12 @@ impl Mce<'_> {
                 let ss = self.cfg.state_size;
                 if *off < ss {
                     if *off == self.cfg.sp_offset {
-                        let old = self.emit(Expr::Get { off: *off, ty: Ty::I64 });
-                        match &self.cfg.origins {
-                            Some(oh) => {
-                                self.call(oh.sp_change, vec![old, *val, Atom::u64(self.pc)], None, false);
+                        match self.hint_takes(*val) {
+                            Some(dead) => self.hint_dead = dead,
+                            None => {
+                                let old = self.emit(Expr::Get { off: *off, ty: Ty::I64 });
+                                self.sp_change(old, *val);
                             }
-                            None => self.sp_change(old, *val),
                         }
                         self.sp_moved(*val);
                     }
@@ -675,6 +741,7 @@ impl Mce<'_> {
                 }
             }
             Stmt::Dirty(d) => self.dirty_pre(d),
+            Stmt::AbiHint { base, len, nia } => self.abi_hint(*base, *len, *nia),
             Stmt::Fence(_) | Stmt::NoOp => {}
         }
         let post = match &s {
@@ -686,12 +753,12 @@ impl Mce<'_> {
             _ => None,
         };
         if let Some(o) = self.o.as_mut() {
-            o.pre(&mut self.out, &s);
+            o.pre(&mut self.out, &s, &self.shadow);
         }
         self.out.stmts.push(s);
         if let (Some(o), Some(cas @ Stmt::Cas { .. })) = (self.o.as_mut(), self.out.stmts.last()) {
             let cas = cas.clone();
-            o.post(&mut self.out, &cas);
+            o.post(&mut self.out, &cas, &self.shadow);
         }
         if let Some((addr, expected, new, old)) = post {
             // The store happened iff the old value equalled the expected one.
@@ -788,6 +855,38 @@ impl Mce<'_> {
     }
 }
 
+/// The values `v` that a `Put` gives the stack pointer and that a hint over the
+/// [`fastpath::RED_ZONE`] bytes at `v - RED_ZONE` follows, with no side exit between (calls and
+/// returns, as the front end lifts them). The optimiser may have rewritten the hint's base
+/// from the old stack pointer (`old - 136` for a call's `old - 8`), so values are compared as
+/// a root temp plus a constant.
+fn hinted_sps(sb: &Superblock, sp_offset: u32) -> Vec<Temp> {
+    let mut rel: Vec<Option<(Temp, i64)>> = vec![None; sb.temps.len()];
+    let of = |rel: &[Option<(Temp, i64)>], t: Temp| rel[t.0 as usize].unwrap_or((t, 0));
+    let mut put: Option<(Temp, (Temp, i64))> = None;
+    let mut out = Vec::new();
+    for s in &sb.stmts {
+        match s {
+            Stmt::WrTmp { dst, e: Expr::Binop { op: op @ (Binop::Add(Ty::I64) | Binop::Sub(Ty::I64)), a: Atom::Tmp(x), b: Atom::Const(Const::I64(c)) } } => {
+                let (root, d) = of(&rel, *x);
+                let c = if matches!(op, Binop::Add(_)) { *c as i64 } else { (*c as i64).wrapping_neg() };
+                rel[dst.0 as usize] = Some((root, d.wrapping_add(c)));
+            }
+            Stmt::Put { off, val } if *off == sp_offset => put = val.as_temp().map(|v| (v, of(&rel, v))),
+            Stmt::AbiHint { base: Atom::Tmp(b), len, .. } if *len as u64 == fastpath::RED_ZONE => {
+                if let Some((v, (root, d))) = put.take()
+                    && of(&rel, *b) == (root, d.wrapping_sub(fastpath::RED_ZONE as i64))
+                {
+                    out.push(v)
+                }
+            }
+            Stmt::Exit { .. } => put = None,
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Instrument `sb` for memcheck.
 pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
     let mut out = Superblock::new(sb.pc_offset);
@@ -796,7 +895,7 @@ pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
     out.jump = sb.jump;
     let n = sb.temps.len();
     let o = cfg.origins.as_ref().map(|oh| crate::origins::Origins::new(oh, cfg.state_size, n));
-    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: Vec::new(), sp_version: 0, o };
+    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: Vec::new(), sp_version: 0, o, hinted: hinted_sps(&sb, cfg.sp_offset), hint_dead: 0 };
     for s in sb.stmts {
         m.stmt(s);
     }
@@ -805,4 +904,75 @@ pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
         m.check_value(sb.next, 8);
     }
     m.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vg_amd64_guest::Amd64;
+    use vg_core::arch::{CodeSource, GuestArch, LiftLimits};
+    use vg_core::tool::vg_ir::opt::{OptConfig, optimise};
+
+    struct Code(&'static [u8]);
+    impl CodeSource for Code {
+        fn code(&self, addr: u64, max: usize) -> &[u8] {
+            let off = ((addr - 0x1000) as usize).min(self.0.len());
+            &self.0[off..(off + max).min(self.0.len())]
+        }
+    }
+
+    const SP_CHANGE: usize = 7;
+    const STACK_UNINIT: usize = 10;
+
+    fn helpers() -> Helpers {
+        let c = |addr| Callee { name: "h", addr };
+        Helpers {
+            loadv: c(1),
+            loadv_hi: c(2),
+            storev: c(3),
+            storev128: c(4),
+            value_error: c(5),
+            cond_error: c(6),
+            sp_change: c(SP_CHANGE),
+            mem_vbits: c(8),
+            mem_set: c(9),
+            make_stack_uninit: c(STACK_UNINIT),
+            make_stack_uninit_o: c(11),
+            tables: crate::shadow::ShadowMem::new().fast_tables(),
+        }
+    }
+
+    /// The helper calls (address, arguments) of the instruction at 0x1000 as the core
+    /// translates it: lifted, optimised, instrumented.
+    fn helper_calls(code: &'static [u8]) -> Vec<(usize, Vec<Atom>)> {
+        let sb = Amd64::lift(&Code(code), 0x1000, LiftLimits { max_insns: 1, chase_jumps: false });
+        let opt = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, fp_offset: Amd64::FP_OFFSET, state_size: Amd64::STATE_SIZE };
+        let sb = optimise(sb, &opt);
+        let cfg = Config { state_size: Amd64::STATE_SIZE, sp_offset: Amd64::SP_OFFSET, fp_offset: Amd64::FP_OFFSET, expensive_cmp: false, undef_errors: true, origins: None };
+        let out = instrument(sb, &cfg, &helpers());
+        out.stmts
+            .iter()
+            .filter_map(|s| match s {
+                // Stores and address checks aside.
+                Stmt::Dirty(d) if ![3, 5].contains(&d.callee.addr) => Some((d.callee.addr, d.args.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calls_and_returns_mark_the_red_zone_in_place_of_the_stack_pointer_move() {
+        // call rel32: the new stack word lies in the red zone the hint marks; no dead bytes.
+        let calls = helper_calls(&[0xe8, 0xfb, 0x0f, 0x00, 0x00]);
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!((calls[0].0, &calls[0].1[1..]), (STACK_UNINIT, &[Atom::u64(128), Atom::u64(0)][..]));
+        // ret: the popped return address's 8 bytes below the red zone die with it.
+        let rets = helper_calls(&[0xc3]);
+        assert_eq!(rets.iter().map(|c| c.0).collect::<Vec<_>>(), [1, STACK_UNINIT], "{rets:?}");
+        assert_eq!(rets[1].1[1..], [Atom::u64(128), Atom::u64(8)]);
+        // ret 16 pops 24 bytes: the move keeps its own marking.
+        let rets = helper_calls(&[0xc2, 0x10, 0x00]);
+        assert_eq!(rets.iter().map(|c| c.0).collect::<Vec<_>>(), [1, SP_CHANGE, STACK_UNINIT], "{rets:?}");
+        assert_eq!(rets[2].1[1..], [Atom::u64(128), Atom::u64(0)]);
+    }
 }

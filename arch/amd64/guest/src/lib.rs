@@ -40,6 +40,7 @@ impl GuestArch for Amd64 {
     const STATE_SIZE: u32 = STATE_SIZE;
     const PC_OFFSET: u32 = OFF_RIP;
     const SP_OFFSET: u32 = off_gpr(RSP);
+    const FP_OFFSET: u32 = off_gpr(RBP);
     const ELF_MACHINE: u16 = 62;
 
     fn lift(code: &dyn CodeSource, addr: u64, limits: LiftLimits) -> Superblock {

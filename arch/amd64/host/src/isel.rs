@@ -79,7 +79,9 @@ fn simm32(c: Const, ty: Ty) -> Option<i32> {
 /// Select vcode for a superblock.
 pub fn select(sb: &Superblock) -> R<VCode> {
     let mut uses = vec![0u32; sb.temps.len()];
-    for s in &sb.stmts {
+    // A hint compiles to nothing: its operands are not uses here, so a temp only it reads is
+    // never computed, and one it shares with another statement can still be folded there.
+    for s in sb.stmts.iter().filter(|s| !matches!(s, Stmt::AbiHint { .. })) {
         s.for_each_atom(|a| {
             if let Atom::Tmp(t) = a {
                 uses[t.0 as usize] += 1
@@ -405,6 +407,7 @@ impl<'a> Isel<'a> {
                 self.push(Inst::Cas { w: width(ty), am, expected, new, old: o });
             }
             Stmt::Fence(_) => self.push(Inst::Fence),
+            Stmt::AbiHint { .. } => {}
         }
         Ok(())
     }

@@ -517,7 +517,7 @@ fn check_random_blocks(seed: u64, n_blocks: usize, len: usize, inputs: usize, co
     let mut rng = Rng(seed);
     let mut mem = ExecMem::new(1 << 16).unwrap();
     let mut failures = Vec::new();
-    let cfg = OptConfig { pc_offset: PC, sp_offset: 0, state_size: STATE_SIZE };
+    let cfg = OptConfig { pc_offset: PC, sp_offset: 0, fp_offset: 8, state_size: STATE_SIZE };
     'blocks: for b in 0..n_blocks {
         let n = 1 + rng.below(len as u64) as usize;
         let raw = random_block(&mut rng, n);

@@ -766,6 +766,29 @@ fn cas_and_fence() {
 }
 
 #[test]
+fn abi_hints_compile_to_nothing() {
+    // The same block with and without a hint whose base only the hint reads: same code.
+    let block = |hint: bool| {
+        let mut s = sb();
+        let x = s.get(0, Ty::I64);
+        let y = s.binop(Binop::Sub(Ty::I64), x, Atom::u64(8));
+        s.put(0, y);
+        if hint {
+            let base = s.binop(Binop::Sub(Ty::I64), y, Atom::u64(128));
+            s.stmts.push(Stmt::AbiHint { base, len: 128, nia: y });
+        }
+        s.put(out(0), y);
+        s_end(s)
+    };
+    let code = |hint| Amd64Host::compile(&block(hint), &LAYOUT, &Amd64Host::dispatch_addrs()).unwrap().bytes;
+    assert_eq!(code(true), code(false));
+    let mut env = Env::new();
+    env.set(0, 100);
+    run_block(&mut env, block(true));
+    assert_eq!((env.get(0), env.get(out(0))), (92, 92));
+}
+
+#[test]
 fn compact_code_for_simple_block() {
     // Get, add immediate, Put: should need no more than a handful of instructions.
     let mut s = sb();

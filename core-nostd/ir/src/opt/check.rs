@@ -130,6 +130,10 @@ fn check_stmt(sb: &Superblock, s: &Stmt, defined: &[bool]) -> Result<(), String>
             expect("expected value", ty(*expected)?, t)?;
             expect("new value", ty(*new)?, t)
         }
+        Stmt::AbiHint { base, nia, .. } => {
+            expect("hint base", ty(*base)?, Ty::I64)?;
+            expect("hint next address", ty(*nia)?, Ty::I64)
+        }
     }
 }
 

@@ -16,14 +16,18 @@
 //! - a `Dirty` helper, for the ranges it declares in `reads_state`;
 //! - the end of the block, for every slot except the program counter;
 //! - a memory access (`Load`, `Store`, `Cas`, `Dirty`) or an integer division (`DivModU`,
-//!   `DivModS`, which fault on a zero divisor or an overflowing quotient), for the stack pointer:
-//!   it must be exact wherever a fault may look at it. The program counter at a fault is found
+//!   `DivModS`, which fault on a zero divisor or an overflowing quotient), for the stack and
+//!   frame pointers: the unwinder needs them exact wherever a fault or a helper may take a stack
+//!   trace (a prologue's `mov rbp, rsp` overwritten by the epilogue's `pop rbp` in the same
+//!   block is still stored before the accesses between them, as VEX's default
+//!   `--vex-iropt-register-updates=unwindregs-at-mem-access` does). The program counter at a fault is found
 //!   from the faulting host instruction instead (the back end maps host code to guest
 //!   instructions), so it costs no store; a `Dirty` helper, which may take a stack trace, sees
 //!   the pc as well. Other registers may be stale at a fault.
 //!
-//! `CCall`s read only their arguments and are no barrier. A `Dirty` helper is trusted to touch
-//! exactly the state it declares (`reads_state`/`writes_state`), even when given the state
+//! `CCall`s read only their arguments and are no barrier. An `AbiHint` observes nothing and is
+//! never removed: it stays in place, and its operands stay live. A `Dirty` helper is trusted to
+//! touch exactly the state it declares (`reads_state`/`writes_state`), even when given the state
 //! pointer. An unused `Load` is removed although it might have faulted, as in VEX.
 //!
 //! The optimiser knows nothing of any guest beyond the offsets in [`OptConfig`]. Uses only the
@@ -48,6 +52,9 @@ pub struct OptConfig {
     pub pc_offset: u32,
     /// Guest-state offset of the 8-byte stack pointer.
     pub sp_offset: u32,
+    /// Guest-state offset of the 8-byte frame pointer: kept exact, with the stack pointer,
+    /// wherever a fault or a helper may take a stack trace (VEX's unwind registers).
+    pub fp_offset: u32,
     /// Size of one copy of the guest state; offsets run up to three times this (two shadows).
     pub state_size: u32,
 }
@@ -488,10 +495,12 @@ fn backward(sb: &mut Superblock, cfg: &OptConfig) {
                 true
             }
             Stmt::Store { .. } | Stmt::Cas { .. } => true,
-            Stmt::IMark { .. } | Stmt::Fence(_) | Stmt::NoOp => false,
+            // A hint reads only its atoms (marked live below): it is kept, in place.
+            Stmt::IMark { .. } | Stmt::Fence(_) | Stmt::AbiHint { .. } | Stmt::NoOp => false,
         };
         if may_fault {
             ow.clear(sp, ADDR_BYTES);
+            ow.clear(cfg.fp_offset, ADDR_BYTES);
         }
         s.for_each_atom(|a| mark(&mut live, a));
     }

@@ -12,12 +12,15 @@ use std::collections::BTreeMap;
 
 const PC: u32 = 128;
 const SP: u32 = 32;
+/// The frame pointer's slot: kept exact at memory accesses, like the stack pointer.
+const FP: u32 = 104;
 const CC_OP: u32 = 136;
 const CC_DEP1: u32 = 144;
 const CC_DEP2: u32 = 152;
 const CFG: OptConfig = OptConfig {
     pc_offset: PC,
     sp_offset: SP,
+    fp_offset: FP,
     state_size: 1024,
 };
 const I64: Ty = Ty::I64;
@@ -265,6 +268,23 @@ fn divisions_keep_the_sp_but_not_the_pc() {
 }
 
 #[test]
+fn frame_pointer_is_exact_at_memory_accesses() {
+    // A prologue's frame pointer, overwritten later in the block, is still stored before a
+    // load that may fault (the unwinder reads it); another register's value is not.
+    let mut sb = Superblock::new(PC);
+    let g = sb.get(0, Ty::I64);
+    sb.put(FP, k64(0x7000));
+    sb.put(16, k64(1));
+    let v = sb.load(Ty::I64, g);
+    sb.put(8, v);
+    sb.put(FP, k64(0x8000));
+    sb.put(16, k64(2));
+    let out = opt_lines(sb);
+    assert!(out.iter().any(|l| l == "PUT(104) = 0x7000:I64"), "{out:?}");
+    assert!(!out.iter().any(|l| l == "PUT(16) = 0x1:I64"), "{out:?}");
+}
+
+#[test]
 fn barriers_keep_puts_alive() {
     let mut sb = Superblock::new(PC);
     let g = sb.get(0, Ty::I64);
@@ -423,6 +443,39 @@ fn dead_code_is_removed_but_effects_stay() {
             "t5 = DIRTY ::: calc(t0)",
             "IR-MBE-Fence",
             "next 0x0:I64; Boring",
+        ]
+    );
+}
+
+#[test]
+fn abi_hints_stay_in_place_and_keep_their_operands() {
+    // A call: the hint follows the stack-pointer update; its base is used nowhere else.
+    let mut sb = Superblock::new(PC);
+    let sp = sb.get(SP, I64);
+    let new = sb.binop(Binop::Sub(I64), sp, k64(8));
+    sb.store(new, k64(0x401005));
+    sb.put(SP, new);
+    let base = sb.binop(Binop::Sub(I64), new, k64(128));
+    let target = sb.get(0, I64);
+    sb.stmts.push(Stmt::AbiHint { base, len: 128, nia: target });
+    let dead = sb.binop(Binop::Add(I64), sp, k64(1));
+    sb.put(CC_OP, dead);
+    sb.put(CC_OP, k64(0));
+    sb.next = target;
+    sb.jump = JumpKind::Call;
+    assert_eq!(
+        opt_lines(sb),
+        [
+            "t0 = GET:I64(32)",
+            "t1 = Sub64(t0,0x8:I64)",
+            "STle(t1) = 0x401005:I64",
+            "PUT(32) = t1",
+            // Folded into one offset from the old stack pointer.
+            "t2 = Sub64(t0,0x88:I64)",
+            "t3 = GET:I64(0)",
+            "====== AbiHint(t2, 128, t3) ======",
+            "PUT(136) = 0x0:I64",
+            "next t3; Call",
         ]
     );
 }

@@ -14,6 +14,9 @@ use alloc::vec::Vec;
 use iced_x86::{Code, Mnemonic as M, OpKind, Register};
 use vg_ir::*;
 
+/// Bytes below the stack pointer the System V amd64 ABI reserves for the current function.
+const RED_ZONE: u32 = 128;
+
 impl Lifter {
     /// Lift an integer instruction; `None` if it is not one of this family.
     pub(super) fn lift_int(&mut self) -> Option<Outcome> {
@@ -814,25 +817,38 @@ impl Lifter {
 
     fn call(&mut self) -> Option<Outcome> {
         let t = self.branch_target()?;
-        self.push_val(Atom::u64(self.next_ip()));
+        let sp = self.push_val(Atom::u64(self.next_ip()));
+        self.red_zone_hint(sp, t);
         Some(Outcome::End(t, JumpKind::Call))
     }
 
+    /// `ret` and `ret imm16`.
     fn ret(&mut self) -> Option<Outcome> {
         let sp = self.get_gpr64(RSP);
         let t = self.sb.load(Ty::I64, sp);
         let extra = if self.ins.op_count() == 1 { self.ins.immediate(0) } else { 0 };
         let sp = self.sb.binop(Binop::Add(Ty::I64), sp, Atom::u64(8 + extra));
         self.put_gpr64(RSP, sp);
+        self.red_zone_hint(sp, t);
         Some(Outcome::End(t, JumpKind::Ret))
     }
 
-    fn push_val(&mut self, v: Atom) {
+    /// After a call or return has set the stack pointer to `sp`: the red zone below it holds
+    /// nothing the code at `nia` may rely on (the callee's, or the returned-from function's,
+    /// data there is dead), as VEX's front end says with the same hint.
+    fn red_zone_hint(&mut self, sp: Atom, nia: Atom) {
+        let base = self.sb.binop(Binop::Sub(Ty::I64), sp, Atom::u64(RED_ZONE as u64));
+        self.sb.stmts.push(Stmt::AbiHint { base, len: RED_ZONE, nia });
+    }
+
+    /// Push `v`; returns the new stack pointer.
+    fn push_val(&mut self, v: Atom) -> Atom {
         let n = self.sb.atom_ty(v).bytes() as u64;
         let sp = self.get_gpr64(RSP);
         let sp = self.sb.binop(Binop::Sub(Ty::I64), sp, Atom::u64(n));
         self.sb.store(sp, v);
         self.put_gpr64(RSP, sp);
+        sp
     }
 
     fn pop_val(&mut self, ty: Ty) -> Atom {
@@ -1017,5 +1033,59 @@ fn dx_reg(ty: Ty) -> Register {
         Ty::I16 => Register::DX,
         Ty::I32 => Register::EDX,
         _ => Register::RDX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vg_core::arch::{CodeSource, LiftLimits};
+
+    struct Bytes(alloc::vec::Vec<u8>);
+    impl CodeSource for Bytes {
+        fn code(&self, addr: u64, max: usize) -> &[u8] {
+            let off = ((addr - 0x1000) as usize).min(self.0.len());
+            &self.0[off..(off + max).min(self.0.len())]
+        }
+    }
+
+    /// The one-instruction block at 0x1000: its statements and end.
+    fn lift(code: &[u8]) -> Superblock {
+        let limits = LiftLimits { max_insns: 1, chase_jumps: false };
+        super::super::lift_block(&Bytes(code.to_vec()), 0x1000, limits)
+    }
+
+    /// The hint's (base, len, nia), checking that it comes right after the stack pointer's
+    /// update and that its base is that new value minus 128.
+    fn hint(sb: &Superblock) -> (u32, Atom) {
+        let i = sb.stmts.iter().position(|s| matches!(s, Stmt::AbiHint { .. })).expect("a hint");
+        let Stmt::AbiHint { base, len, nia } = sb.stmts[i] else { unreachable!() };
+        let put = sb.stmts[..i].iter().rposition(|s| matches!(s, Stmt::Put { off, .. } if *off == off_gpr(RSP)));
+        let Some(Stmt::Put { val: new_sp, .. }) = put.map(|p| &sb.stmts[p]) else { panic!("no rsp update before the hint:\n{sb}") };
+        let def = sb.stmts.iter().find_map(|s| match s {
+            Stmt::WrTmp { dst, e } if Atom::Tmp(*dst) == base => Some(e.clone()),
+            _ => None,
+        });
+        assert_eq!(def, Some(Expr::Binop { op: Binop::Sub(Ty::I64), a: *new_sp, b: Atom::u64(128) }), "{sb}");
+        (len, nia)
+    }
+
+    #[test]
+    fn calls_and_returns_hint_the_red_zone_below_the_new_stack_pointer() {
+        // call rel32 to 0x2000: the next instruction is the callee.
+        let sb = lift(&[0xe8, 0xfb, 0x0f, 0x00, 0x00]);
+        assert_eq!(hint(&sb), (128, Atom::u64(0x2000)));
+        // call rax: the loaded target.
+        let sb = lift(&[0xff, 0xd0]);
+        assert_eq!(hint(&sb), (128, sb.next));
+        // ret and ret 16: the return address.
+        for code in [&[0xc3][..], &[0xc2, 0x10, 0x00]] {
+            let sb = lift(code);
+            assert!(sb.next.as_temp().is_some());
+            assert_eq!(hint(&sb), (128, sb.next), "{sb}");
+        }
+        // A jump moves no stack pointer and says nothing.
+        let sb = lift(&[0xff, 0xe0]);
+        assert!(!sb.stmts.iter().any(|s| matches!(s, Stmt::AbiHint { .. })));
     }
 }

@@ -90,15 +90,30 @@ const fn mask(n: u64) -> u64 {
     if n >= 32 { u64::MAX } else { (1u64 << (2 * n)) - 1 }
 }
 
-/// An aligned load of `n` bytes at `addr` whose bytes are all defined: emits the check and
-/// returns the I1 "take the helper" (false: the V bits are all zero).
+/// A load of `n` (1..=16) bytes at `addr` whose bytes are all defined: emits the check and
+/// returns the I1 "take the helper" (false: the V bits are all zero). Any alignment is fine as
+/// long as the bytes lie in one aligned 32-byte window, whose shadow is one aligned 64-bit word
+/// (unaligned word loads are common: byte-order conversions, string and copy loops).
 pub fn load(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64) -> Atom {
-    let (_, bits) = shadow_bits(sb, t, addr, n);
+    let l = lookup(sb, t, addr, WINDOW);
+    let w = sb.load(Ty::I64, l.p);
+    let x = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(WINDOW - 1));
+    let sh = sb.binop(Binop::Shl(Ty::I64), x, Atom::u8(1));
+    let sh = sb.unop(Unop::Trunc(Ty::I64, Ty::I8), sh);
+    let bits = sb.binop(Binop::Shr(Ty::I64), w, sh);
+    let bits = sb.binop(Binop::And(Ty::I64), bits, Atom::u64(mask(n)));
     let diff = sb.binop(Binop::Xor(Ty::I64), bits, Atom::u64(FILL_DEFINED & mask(n)));
-    let mis = misaligned(sb, addr, n);
-    let any = sb.binop(Binop::Or(Ty::I64), diff, mis);
+    // Non-zero when the access runs past the window.
+    let last = sb.binop(Binop::Add(Ty::I64), x, Atom::u64(n - 1));
+    let over = sb.binop(Binop::Shr(Ty::I64), last, Atom::u8(WINDOW.trailing_zeros() as u8));
+    let high = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(HIGH_BITS));
+    let any = sb.binop(Binop::Or(Ty::I64), diff, over);
+    let any = sb.binop(Binop::Or(Ty::I64), any, high);
     sb.binop(Binop::CmpNE(Ty::I64), any, Atom::u64(0))
 }
+
+/// Guest bytes whose shadow is one 64-bit word.
+const WINDOW: u64 = 32;
 
 /// Give the `n` bytes at `addr` the shadow `fill` (one of the `FILL_*` patterns) inline when
 /// possible: `addr` aligned, the secondary private (or already holding exactly that), and —

@@ -313,10 +313,10 @@ fn simplify_binop(op: Binop, a: Atom, b: Atom, cx: &Ctx) -> Option<Expr> {
         CmpNE(_) | CmpLTU(_) | CmpLTS(_) if int && a == b => bool_(false),
         CmpLTU(_) if int && is_const(b, 0) => bool_(false),
         CmpLEU(_) if int && is_const(a, 0) => bool_(true),
-        // `Zext1(c) != 0` is `c`; `Zext1(c) == 0` is `!c`.
+        // `Zext1(c) != 0` and `Sext1(c) != 0` are `c`; `== 0`, `!c`.
         CmpNE(_) | CmpEQ(_) if int && is_const(b, 0) => match cx.def(a) {
             Some(&Expr::Unop {
-                op: Unop::Zext(Ty::I1, _),
+                op: Unop::Zext(Ty::I1, _) | Unop::Sext(Ty::I1, _),
                 a: c,
             }) => Some(if matches!(op, CmpNE(_)) {
                 Expr::Atom(c)

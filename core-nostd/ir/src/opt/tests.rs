@@ -285,6 +285,20 @@ fn frame_pointer_is_exact_at_memory_accesses() {
 }
 
 #[test]
+fn widened_booleans_compared_with_zero_are_the_boolean() {
+    // Memcheck's "any bit undefined" idiom: CmpNE(Sext1(c), 0) is c itself.
+    let mut sb = Superblock::new(PC);
+    let g = sb.get(0, Ty::I64);
+    let c = sb.binop(Binop::CmpNE(Ty::I64), g, k64(0));
+    let w = sb.sext(c, Ty::I64);
+    let back = sb.binop(Binop::CmpNE(Ty::I64), w, k64(0));
+    let n = sb.zext(back, Ty::I64);
+    sb.put(8, n);
+    let out = opt_lines(sb);
+    assert!(!out.iter().any(|l| l.contains("1Sto64")), "{out:?}");
+}
+
+#[test]
 fn barriers_keep_puts_alive() {
     let mut sb = Superblock::new(PC);
     let g = sb.get(0, Ty::I64);

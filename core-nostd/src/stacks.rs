@@ -12,30 +12,58 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::arch::GuestArch;
-use crate::debuginfo::{DebugInfo, FileReader, FrameDesc, UnwindRegs, describe_stack, format_stack, get_stack_trace};
+use crate::debuginfo::{DebugInfo, FileBytes, FileReader, MappingOps, FrameDesc, UnwindRegs, describe_stack, format_stack, get_stack_trace};
 use crate::syscall;
 
-/// Reads whole files with the core's system calls.
+/// Reads whole files with the core's system calls: maps regular files read-only (their pages
+/// are shared with the page cache and only those touched cost memory), reads anything else.
 pub struct SysFileReader;
 
 impl FileReader for SysFileReader {
-    fn read_file(&mut self, path: &str) -> Option<Vec<u8>> {
+    fn read_file(&mut self, path: &str) -> Option<FileBytes> {
         let fd = syscall::open(path, syscall::O_RDONLY | syscall::O_CLOEXEC, 0).ok()?;
         let size = syscall::fstat(fd).map(|s| s.st_size.max(0) as usize).unwrap_or(0);
-        let mut buf = alloc::vec![0u8; size];
-        let mut got = 0;
-        // A file that shrinks under us gives what is there; one that is not regular (size 0)
-        // gives nothing, which the readers treat as "no debug info".
-        while got < size {
-            match syscall::read(fd, &mut buf[got..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got += n,
-            }
-        }
+        // SAFETY: a fresh private read-only mapping chosen by the kernel replaces nothing.
+        let mapped = (size > 0)
+            .then(|| unsafe { syscall::mmap(0, size, syscall::PROT_READ, syscall::MAP_PRIVATE, fd, 0) }.ok())
+            .flatten();
+        let bytes = match mapped {
+            // SAFETY: the mapping is ours alone and stays until the FileBytes drops it.
+            Some(addr) => unsafe { FileBytes::from_mapping(addr as *const u8, size, &FILE_MAPPING) },
+            None => FileBytes::from(read_fd(fd, size)),
+        };
         let _ = syscall::close(fd);
-        buf.truncate(got);
-        Some(buf)
+        Some(bytes)
     }
+}
+
+static FILE_MAPPING: MappingOps = MappingOps { unmap: unmap_file, discard: discard_pages };
+
+fn unmap_file(ptr: *const u8, len: usize) {
+    // SAFETY: called once, when the FileBytes that owns this mapping is dropped.
+    let _ = unsafe { syscall::munmap(ptr as usize, len) };
+}
+
+fn discard_pages(ptr: *const u8, len: usize) {
+    const MADV_DONTNEED: usize = 4;
+    // SAFETY: whole pages of a private read-only file mapping that was never written: dropping
+    // them loses nothing, a later read faults them in from the file again.
+    let _ = unsafe { syscalls::syscall!(syscalls::Sysno::madvise, ptr as usize, len, MADV_DONTNEED) };
+}
+
+/// Reads up to `size` bytes of `fd`. A file that shrinks under us gives what is there; one that
+/// is not regular (size 0) gives nothing, which the readers treat as "no debug info".
+fn read_fd(fd: i32, size: usize) -> Vec<u8> {
+    let mut buf = alloc::vec![0u8; size];
+    let mut got = 0;
+    while got < size {
+        match syscall::read(fd, &mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    buf.truncate(got);
+    buf
 }
 
 static DEBUG_INFO: spin::Mutex<Option<DebugInfo>> = spin::Mutex::new(None);

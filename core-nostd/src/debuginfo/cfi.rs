@@ -1,9 +1,11 @@
 //! Unwinding with call-frame information from `.eh_frame` and `.debug_frame` (gimli's
 //! `UnwindSection`), for amd64: the CFA rule, the return address and `rbp` are all that stack
 //! traces need. Also the frame-pointer fallback for code without CFI. Works on link-time addresses
-//! internally; the caller gives the object's load bias.
+//! internally; the caller gives the object's load bias. The sections are read in place from the
+//! mapped file; only a sorted index of their FDEs is built.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use gimli::{
@@ -12,7 +14,9 @@ use gimli::{
     UnwindTableRow, Value,
 };
 
-use super::elf::ElfInfo;
+use super::FileBytes;
+use super::elf::{ElfInfo, SecBytes};
+use crate::arena::{self, ArenaId};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -67,52 +71,60 @@ enum Kind {
     Debug,
 }
 
-/// One CFI section, copied out of the file, with a sorted index of its FDEs.
+/// One FDE in the index: it covers `[start, start + len)`.
+#[derive(Clone, Copy, Debug)]
+struct FdeRef {
+    start: u64,
+    len: u32,
+    offset: u32,
+}
+
+/// One CFI section (borrowed from the mapped file, or inflated) with a sorted index of its FDEs.
 #[derive(Debug)]
 struct CfiSection {
     kind: Kind,
-    data: Vec<u8>,
+    data: SecBytes,
     bases: BaseAddresses,
-    /// (start, end, offset of the FDE), sorted by start.
-    fdes: Vec<(u64, u64, usize)>,
+    /// Sorted by start.
+    fdes: Vec<FdeRef>,
 }
 
 /// The CFI of one object.
 #[derive(Debug, Default)]
 pub struct CfiIndex {
     sections: Vec<CfiSection>,
+    /// Scratch space for evaluating a CFA program, kept between lookups.
+    ctx: Option<Box<UnwindContext<usize>>>,
 }
 
 impl CfiIndex {
-    /// Reads `.eh_frame` of the object and `.debug_frame` of the object or its debug file.
-    pub fn new(main: &[u8], main_info: &ElfInfo, debug: Option<(&[u8], &ElfInfo)>) -> CfiIndex {
+    /// Indexes `.eh_frame` of the object and `.debug_frame` of the object or its debug file.
+    pub fn new(main: &Arc<FileBytes>, main_info: &ElfInfo, debug: Option<(&Arc<FileBytes>, &ElfInfo)>) -> CfiIndex {
         let mut idx = CfiIndex::default();
         let svma = |info: &ElfInfo, name: &str| info.section(name).map_or(0, |s| s.addr);
-        if let Some(data) = main_info.section_data(main, ".eh_frame") {
+        if let Some(data) = main_info.section_bytes(main, ".eh_frame") {
             let bases = BaseAddresses::default()
                 .set_eh_frame(svma(main_info, ".eh_frame"))
                 .set_eh_frame_hdr(svma(main_info, ".eh_frame_hdr"))
                 .set_text(svma(main_info, ".text"))
                 .set_got(svma(main_info, ".got"));
-            idx.add(Kind::Eh, data.into_owned(), bases);
+            idx.add(Kind::Eh, data, bases);
         }
         let dbg = main_info
-            .section_data(main, ".debug_frame")
-            .or_else(|| debug.and_then(|(b, i)| i.section_data(b, ".debug_frame")));
+            .section_bytes(main, ".debug_frame")
+            .or_else(|| debug.and_then(|(b, i)| i.section_bytes(b, ".debug_frame")));
         if let Some(data) = dbg {
-            idx.add(Kind::Debug, data.into_owned(), BaseAddresses::default());
+            idx.add(Kind::Debug, data, BaseAddresses::default());
         }
         idx
     }
 
-    fn add(&mut self, kind: Kind, data: Vec<u8>, bases: BaseAddresses) {
-        let mut sec = CfiSection { kind, data, bases, fdes: Vec::new() };
+    fn add(&mut self, kind: Kind, data: SecBytes, bases: BaseAddresses) {
         let fdes = match kind {
-            Kind::Eh => index_fdes(&eh(&sec.data), &sec.bases),
-            Kind::Debug => index_fdes(&debug_frame(&sec.data), &sec.bases),
+            Kind::Eh => index_fdes(&eh(data.bytes()), &bases),
+            Kind::Debug => index_fdes(&debug_frame(data.bytes()), &bases),
         };
-        sec.fdes = fdes;
-        self.sections.push(sec);
+        self.sections.push(CfiSection { kind, data, bases, fdes });
     }
 
     /// Whether any CFI was found.
@@ -121,7 +133,7 @@ impl CfiIndex {
     }
 
     /// The rules at link-time address `svma`, if some FDE covers it.
-    pub fn rules_at(&self, svma: u64) -> Option<FrameRules> {
+    pub fn rules_at(&mut self, svma: u64) -> Option<FrameRules> {
         self.with_row(svma, |row, _| FrameRules {
             cfa: match row.cfa() {
                 CfaRule::RegisterAndOffset { register, offset } => CfaKind::RegOffset { reg: register.0, offset: *offset },
@@ -136,7 +148,7 @@ impl CfiIndex {
     /// says `regs.pc` is the interrupted instruction rather than a return address (return
     /// addresses are looked up at pc-1, inside the call). `read_mem` reads a guest word.
     pub fn unwind_step(
-        &self,
+        &mut self,
         bias: u64,
         regs: UnwindRegs,
         innermost: bool,
@@ -146,17 +158,18 @@ impl CfiIndex {
         self.with_row(lookup, |row, sec| apply_row(row, sec, regs, read_mem)).flatten()
     }
 
-    fn with_row<T>(&self, svma: u64, f: impl FnOnce(&UnwindTableRow<usize>, (&CfiSection, gimli::Encoding)) -> T) -> Option<T> {
+    fn with_row<T>(&mut self, svma: u64, f: impl FnOnce(&UnwindTableRow<usize>, (&CfiSection, gimli::Encoding)) -> T) -> Option<T> {
+        let ctx = self.ctx.get_or_insert_with(|| arena::with_arena(ArenaId::Dinfo, || Box::new(UnwindContext::new())));
         for sec in &self.sections {
-            let i = sec.fdes.partition_point(|e| e.0 <= svma);
-            let Some(&(_, end, off)) = i.checked_sub(1).map(|i| &sec.fdes[i]) else { continue };
-            if svma >= end {
+            let i = sec.fdes.partition_point(|e| e.start <= svma);
+            let Some(fde) = i.checked_sub(1).map(|i| sec.fdes[i]) else { continue };
+            if svma - fde.start >= u64::from(fde.len) {
                 continue;
             }
-            let mut ctx = Box::new(UnwindContext::new());
+            let off = fde.offset as usize;
             let res = match sec.kind {
-                Kind::Eh => row_in(&eh(&sec.data), &sec.bases, off, svma, &mut ctx),
-                Kind::Debug => row_in(&debug_frame(&sec.data), &sec.bases, off, svma, &mut ctx),
+                Kind::Eh => row_in(&eh(sec.data.bytes()), &sec.bases, off, svma, ctx),
+                Kind::Debug => row_in(&debug_frame(sec.data.bytes()), &sec.bases, off, svma, ctx),
             };
             if let Some((row, enc)) = res {
                 return Some(f(&row, (sec, enc)));
@@ -178,17 +191,20 @@ fn debug_frame(data: &[u8]) -> DebugFrame<Slice<'_>> {
     s
 }
 
-fn index_fdes<'a, S: UnwindSection<Slice<'a>>>(section: &S, bases: &BaseAddresses) -> Vec<(u64, u64, usize)> {
+fn index_fdes<'a, S: UnwindSection<Slice<'a>>>(section: &S, bases: &BaseAddresses) -> Vec<FdeRef> {
     let mut out = Vec::new();
     let mut entries = section.entries(bases);
     while let Ok(Some(entry)) = entries.next() {
         if let gimli::CieOrFde::Fde(partial) = entry
             && let Ok(fde) = partial.parse(S::cie_from_offset)
-                && fde.len() > 0 {
-                    out.push((fde.initial_address(), fde.end_address(), fde.offset()));
-                }
+            && fde.len() > 0
+            // Sections and functions this large do not exist; such an entry is corrupt.
+            && let (Ok(len), Ok(offset)) = (u32::try_from(fde.len()), u32::try_from(fde.offset()))
+        {
+            out.push(FdeRef { start: fde.initial_address(), len, offset });
+        }
     }
-    out.sort_unstable();
+    out.sort_unstable_by_key(|f| (f.start, f.len, f.offset));
     out
 }
 
@@ -238,8 +254,8 @@ fn eval_expr(
     read_mem: &mut dyn FnMut(u64) -> Option<u64>,
 ) -> Option<u64> {
     let expression = match sec.kind {
-        Kind::Eh => expr.get(&eh(&sec.data)).ok()?,
-        Kind::Debug => expr.get(&debug_frame(&sec.data)).ok()?,
+        Kind::Eh => expr.get(&eh(sec.data.bytes())).ok()?,
+        Kind::Debug => expr.get(&debug_frame(sec.data.bytes())).ok()?,
     };
     let mut ev: Evaluation<Slice<'_>> = expression.evaluation(enc);
     if let Some(v) = initial {

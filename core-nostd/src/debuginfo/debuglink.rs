@@ -4,19 +4,20 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::FileReader;
+use super::{FileBytes, FileReader};
 use super::elf::{ElfInfo, crc32};
 
 /// The root of the separate debug-file tree.
 pub const DEBUG_ROOT: &str = "/usr/lib/debug";
 
-/// A separate debug file, read and its headers parsed.
+/// A separate debug file, mapped and its headers parsed.
 #[derive(Debug)]
 pub struct DebugFile {
     pub path: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Arc<FileBytes>,
     pub info: ElfInfo,
 }
 
@@ -44,16 +45,15 @@ pub fn find_debug_file(reader: &mut dyn FileReader, obj_path: &str, info: &ElfIn
             continue;
         }
         let Some(bytes) = reader.read_file(&path) else { continue };
+        let Some(dinfo) = ElfInfo::parse(&bytes) else { continue };
         let matches = if by_build_id {
-            ElfInfo::parse(&bytes).is_some_and(|d| d.build_id == info.build_id)
+            dinfo.build_id == info.build_id
         } else {
             info.debuglink.as_ref().is_some_and(|(_, crc)| crc32(&bytes) == *crc)
         };
-        if !matches {
-            continue;
+        if matches {
+            return Some(DebugFile { path, bytes: Arc::new(bytes), info: dinfo });
         }
-        let Some(dinfo) = ElfInfo::parse(&bytes) else { continue };
-        return Some(DebugFile { path, bytes, info: dinfo });
     }
     None
 }

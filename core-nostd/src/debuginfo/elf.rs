@@ -4,11 +4,17 @@
 
 use alloc::borrow::Cow;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::dynamic::Dynamic;
+use goblin::elf::header::{ELFCLASS32, ELFCLASS64, ELFDATA2LSB, EI_CLASS, EI_DATA, Header};
+use goblin::elf::program_header::{PT_LOAD, ProgramHeader};
+use goblin::elf::section_header::{SHF_COMPRESSED, SHN_XINDEX, SHT_NOBITS, SectionHeader};
 use goblin::elf::Elf;
-use goblin::elf::program_header::PT_LOAD;
-use goblin::elf::section_header::{SHF_COMPRESSED, SHT_NOBITS};
+
+use super::FileBytes;
 
 /// `ELFCOMPRESS_ZLIB`: the only compression Debian's debug files use.
 const ELFCOMPRESS_ZLIB: u32 = 1;
@@ -25,6 +31,23 @@ pub struct Section {
     pub flags: u64,
     /// False for SHT_NOBITS (a stripped section in a separate debug file, or .bss).
     pub has_data: bool,
+}
+
+/// A section's contents kept for later use: a range of the (mapped) file, or inflated bytes of
+/// our own for a compressed section.
+#[derive(Debug)]
+pub enum SecBytes {
+    InFile { file: Arc<FileBytes>, offset: usize, len: usize },
+    Inflated(Vec<u8>),
+}
+
+impl SecBytes {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            SecBytes::InFile { file, offset, len } => &file[*offset..*offset + *len],
+            SecBytes::Inflated(v) => v,
+        }
+    }
 }
 
 /// One PT_LOAD segment.
@@ -51,14 +74,21 @@ pub struct ElfInfo {
 }
 
 impl ElfInfo {
-    /// Reads the headers; `None` if the bytes are not an ELF file goblin accepts.
+    /// Reads the headers; `None` if the bytes are not an ELF file. Reads only the headers and
+    /// the few small sections named above (not the symbol or string tables, which can be
+    /// large), so that it touches little of a mapped file.
     pub fn parse(bytes: &[u8]) -> Option<ElfInfo> {
-        let elf = Elf::parse(bytes).ok()?;
-        let sections: Vec<Section> = elf
-            .section_headers
+        let (header, ctx, shdrs) = parse_headers(bytes)?;
+        let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, usize::from(header.e_phnum), ctx).ok()?;
+        let mut stridx = usize::from(header.e_shstrndx);
+        if stridx == SHN_XINDEX as usize {
+            stridx = shdrs.first().map_or(0, |s| s.sh_link as usize);
+        }
+        let names = shdrs.get(stridx).and_then(|s| section_slice(bytes, s)).unwrap_or(&[]);
+        let sections = shdrs
             .iter()
             .map(|sh| Section {
-                name: String::from(elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("")),
+                name: String::from(cstr_at(names, sh.sh_name as u32).unwrap_or("")),
                 addr: sh.sh_addr,
                 offset: sh.sh_offset,
                 size: sh.sh_size,
@@ -66,8 +96,7 @@ impl ElfInfo {
                 has_data: sh.sh_type != SHT_NOBITS,
             })
             .collect();
-        let segments = elf
-            .program_headers
+        let segments = phdrs
             .iter()
             .filter(|ph| ph.p_type == PT_LOAD)
             .map(|ph| LoadSegment {
@@ -78,21 +107,21 @@ impl ElfInfo {
                 flags: ph.p_flags,
             })
             .collect();
-        let build_id = elf.iter_note_sections(bytes, Some(".note.gnu.build-id")).and_then(|notes| {
-            notes
-                .filter_map(Result::ok)
-                .find(|n| n.n_type == NT_GNU_BUILD_ID && n.name == "GNU")
-                .map(|n| n.desc.to_vec())
+        // The soname as the dynamic linker sees it: through PT_DYNAMIC, not the section table.
+        let soname = Dynamic::parse(bytes, &phdrs, ctx).ok().flatten().and_then(|d| {
+            let strtab = bytes.get(d.info.strtab..d.info.strtab.checked_add(d.info.strsz)?)?;
+            (d.info.soname != 0).then(|| cstr_at(strtab, d.info.soname as u32)).flatten().map(String::from)
         });
         let mut info = ElfInfo {
-            machine: elf.header.e_machine,
-            is_64: elf.is_64,
+            machine: header.e_machine,
+            is_64: ctx.container.is_big(),
             sections,
             segments,
-            build_id,
+            build_id: None,
             debuglink: None,
-            soname: elf.soname.map(String::from),
+            soname,
         };
+        info.build_id = info.raw_section(bytes, ".note.gnu.build-id").and_then(parse_build_id);
         info.debuglink = info.raw_section(bytes, ".gnu_debuglink").and_then(parse_debuglink);
         Some(info)
     }
@@ -117,6 +146,26 @@ impl ElfInfo {
         decompress(raw, self.is_64).map(Cow::Owned)
     }
 
+    /// A section's contents to keep: borrowed from `file` if stored plainly, inflated if
+    /// SHF_COMPRESSED; `None` if absent or undecodable.
+    pub fn section_bytes(&self, file: &Arc<FileBytes>, name: &str) -> Option<SecBytes> {
+        Some(match self.section_data(file, name)? {
+            Cow::Borrowed(b) => SecBytes::InFile { file: file.clone(), offset: b.as_ptr() as usize - file.as_ptr() as usize, len: b.len() },
+            Cow::Owned(v) => {
+                // The compressed bytes are not needed again.
+                self.discard_sections(file, &[name]);
+                SecBytes::Inflated(v)
+            }
+        })
+    }
+
+    /// Drops the file pages of the named sections from memory (see [`FileBytes::discard`]).
+    pub fn discard_sections(&self, file: &FileBytes, names: &[&str]) {
+        for s in self.sections.iter().filter(|s| s.has_data && names.contains(&s.name.as_str())) {
+            file.discard(s.offset as usize..s.offset.saturating_add(s.size) as usize);
+        }
+    }
+
     /// Load bias of a mapping: the run-time address minus the link-time address, given that the
     /// file offset `file_offset` is mapped at `avma`. `None` if no PT_LOAD covers that offset.
     pub fn bias_for_mapping(&self, file_offset: u64, avma: u64) -> Option<u64> {
@@ -138,6 +187,61 @@ impl ElfInfo {
     }
 }
 
+/// The ELF header, its byte order and word size, and the section headers (none if the file has
+/// no section table). `None` if the bytes are not ELF.
+pub(crate) fn parse_headers(bytes: &[u8]) -> Option<(Header, Ctx, Vec<SectionHeader>)> {
+    let header = Elf::parse_header(bytes).ok()?;
+    let class = header.e_ident[EI_CLASS];
+    if class != ELFCLASS64 && class != ELFCLASS32 {
+        return None;
+    }
+    let container = if class == ELFCLASS64 { Container::Big } else { Container::Little };
+    let ctx = Ctx::new(container, Endian::from(header.e_ident[EI_DATA] == ELFDATA2LSB));
+    let shoff = header.e_shoff as usize;
+    let mut shnum = usize::from(header.e_shnum);
+    if shoff != 0 && shnum == 0 {
+        // More sections than e_shnum holds: the count is in the first header's sh_size.
+        shnum = SectionHeader::parse(bytes, shoff, 1, ctx).ok()?.first()?.sh_size as usize;
+    }
+    let shdrs = if shoff == 0 { Vec::new() } else { SectionHeader::parse(bytes, shoff, shnum, ctx).ok()? };
+    Some((header, ctx, shdrs))
+}
+
+/// The file bytes of a section with data; `None` for SHT_NOBITS or a range outside the file.
+pub(crate) fn section_slice<'a>(bytes: &'a [u8], sh: &SectionHeader) -> Option<&'a [u8]> {
+    if sh.sh_type == SHT_NOBITS {
+        return None;
+    }
+    let start = usize::try_from(sh.sh_offset).ok()?;
+    bytes.get(start..start.checked_add(usize::try_from(sh.sh_size).ok()?)?)
+}
+
+/// The NUL-terminated UTF-8 string at `off` in a string table.
+pub(crate) fn cstr_at(table: &[u8], off: u32) -> Option<&str> {
+    let rest = table.get(off as usize..)?;
+    let len = rest.iter().position(|&b| b == 0)?;
+    core::str::from_utf8(&rest[..len]).ok()
+}
+
+/// The build-id in a `.note.gnu.build-id` section: the descriptor of the `GNU` note of type
+/// NT_GNU_BUILD_ID (notes are 4-byte aligned; x86 and arm64 Linux are little-endian).
+fn parse_build_id(notes: &[u8]) -> Option<Vec<u8>> {
+    let u32_at = |o: usize| notes.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let align4 = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let mut at = 0;
+    while at + 12 <= notes.len() {
+        let (namesz, descsz, ty) = (u32_at(at)? as usize, u32_at(at + 4)? as usize, u32_at(at + 8)?);
+        let name_at = at + 12;
+        let desc_at = name_at.checked_add(align4(namesz)?)?;
+        let name = notes.get(name_at..name_at + namesz)?;
+        if ty == NT_GNU_BUILD_ID && name == b"GNU\0" {
+            return notes.get(desc_at..desc_at.checked_add(descsz)?).map(<[u8]>::to_vec);
+        }
+        at = desc_at.checked_add(align4(descsz)?)?;
+    }
+    None
+}
+
 /// `.gnu_debuglink`: NUL-terminated name, padding to 4 bytes, CRC-32 (file's byte order; x86
 /// and arm64 Linux are little-endian).
 fn parse_debuglink(data: &[u8]) -> Option<(String, u32)> {
@@ -148,8 +252,11 @@ fn parse_debuglink(data: &[u8]) -> Option<(String, u32)> {
     Some((String::from(name), crc))
 }
 
-/// Inflates an SHF_COMPRESSED section: an `Elf{32,64}_Chdr` then a zlib stream.
+/// Inflates an SHF_COMPRESSED section: an `Elf{32,64}_Chdr` then a zlib stream, straight into
+/// a buffer of the announced size (no growing and copying).
 fn decompress(raw: &[u8], is_64: bool) -> Option<Vec<u8>> {
+    use miniz_oxide::inflate::TINFLStatus;
+    use miniz_oxide::inflate::core::{DecompressorOxide, decompress as inflate, inflate_flags};
     let u32_at = |o: usize| raw.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
     let ch_type = u32_at(0)?;
     let (size, header_len) = if is_64 {
@@ -160,8 +267,11 @@ fn decompress(raw: &[u8], is_64: bool) -> Option<Vec<u8>> {
     if ch_type != ELFCOMPRESS_ZLIB {
         return None;
     }
-    let out = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(raw.get(header_len..)?, size as usize).ok()?;
-    (out.len() as u64 == size).then_some(out)
+    let mut out = alloc::vec![0u8; usize::try_from(size).ok()?];
+    let mut state = alloc::boxed::Box::<DecompressorOxide>::default();
+    let flags = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let (status, _, written) = inflate(&mut state, raw.get(header_len..)?, &mut out, 0, flags);
+    (status == TINFLStatus::Done && written == out.len()).then_some(out)
 }
 
 /// CRC-32 (IEEE, reflected), as `.gnu_debuglink` uses to identify the debug file.

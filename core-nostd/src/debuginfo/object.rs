@@ -1,11 +1,14 @@
 //! The debug information of one ELF object at one load bias: its file (and separate debug
-//! file) read once when created, and the symbol table, DWARF index and CFI each parsed on first
-//! use. Addresses in and out are run-time addresses (avma); link-time ones are avma - bias.
+//! file) mapped when created, and the symbol table, DWARF index and CFI each built on first use,
+//! in the `dinfo` arena. Addresses in and out are run-time addresses (avma); link-time ones are
+//! avma - bias.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::FileReader;
+use super::{FileBytes, FileReader};
+use crate::arena::{self, ArenaId};
 use super::cfi::{CfiIndex, FrameRules, UnwindRegs};
 use super::debuglink::{DEBUG_ROOT, DebugFile, find_debug_file};
 use super::dwarf::{DwarfIndex, SourceFile, SrcFrame};
@@ -17,15 +20,14 @@ use super::elf_syms::SymbolTable;
 enum DwarfState {
     Unread,
     None,
-    InMain(DwarfIndex),
-    InDebugFile(DwarfIndex),
+    Read(DwarfIndex),
 }
 
 #[derive(Debug)]
 pub struct DebugObject {
     path: String,
     bias: u64,
-    bytes: Vec<u8>,
+    bytes: Arc<FileBytes>,
     info: ElfInfo,
     debug: Option<DebugFile>,
     syms: Option<SymbolTable>,
@@ -35,7 +37,8 @@ pub struct DebugObject {
 
 impl DebugObject {
     /// Wraps an object's bytes, without a separate debug file. `None` if not ELF.
-    pub fn from_bytes(path: &str, bytes: Vec<u8>, bias: u64) -> Option<DebugObject> {
+    pub fn from_bytes(path: &str, bytes: impl Into<FileBytes>, bias: u64) -> Option<DebugObject> {
+        let bytes = Arc::new(bytes.into());
         let info = ElfInfo::parse(&bytes)?;
         Some(DebugObject {
             path: String::from(path),
@@ -91,13 +94,19 @@ impl DebugObject {
     }
 
     pub fn symbols(&mut self) -> &SymbolTable {
-        let Self { syms, bytes, debug, .. } = self;
+        let Self { syms, bytes, info, debug, .. } = self;
         syms.get_or_insert_with(|| {
-            let mut t = SymbolTable::from_elf(bytes);
-            if let Some(d) = debug {
-                t.add_elf(&d.bytes);
-            }
-            t
+            // The symbol tables are copied out, so their file pages can go.
+            const TABLES: [&str; 4] = [".symtab", ".strtab", ".dynsym", ".dynstr"];
+            arena::with_arena(ArenaId::Dinfo, || {
+                let mut t = SymbolTable::from_elf(bytes);
+                info.discard_sections(bytes, &TABLES);
+                if let Some(d) = debug {
+                    t.add_elf(&d.bytes);
+                    d.info.discard_sections(&d.bytes, &TABLES);
+                }
+                t
+            })
         })
     }
 
@@ -111,19 +120,16 @@ impl DebugObject {
     pub fn src_frames(&mut self, avma: u64) -> Vec<SrcFrame> {
         let svma = avma.wrapping_sub(self.bias);
         if let DwarfState::Unread = self.dwarf {
-            self.dwarf = match &self.debug {
-                Some(d) => DwarfIndex::new(&d.bytes, &d.info).map(DwarfState::InDebugFile),
-                None => None,
-            }
-            .or_else(|| DwarfIndex::new(&self.bytes, &self.info).map(DwarfState::InMain))
-            .unwrap_or(DwarfState::None);
+            self.dwarf = arena::with_arena(ArenaId::Dinfo, || {
+                self.debug
+                    .as_ref()
+                    .and_then(|d| DwarfIndex::new(&d.bytes, &d.info))
+                    .or_else(|| DwarfIndex::new(&self.bytes, &self.info))
+                    .map_or(DwarfState::None, DwarfState::Read)
+            });
         }
         match &mut self.dwarf {
-            DwarfState::InMain(idx) => idx.frames_at(&self.bytes, svma),
-            DwarfState::InDebugFile(idx) => match &self.debug {
-                Some(d) => idx.frames_at(&d.bytes, svma),
-                None => Vec::new(),
-            },
+            DwarfState::Read(idx) => idx.frames_at(svma),
             DwarfState::Unread | DwarfState::None => Vec::new(),
         }
     }
@@ -131,14 +137,16 @@ impl DebugObject {
     /// A file named by a [`SrcFrame`] of this object.
     pub fn source_file(&self, id: u32) -> Option<&SourceFile> {
         match &self.dwarf {
-            DwarfState::InMain(idx) | DwarfState::InDebugFile(idx) => Some(idx.file(id)),
+            DwarfState::Read(idx) => Some(idx.file(id)),
             DwarfState::Unread | DwarfState::None => None,
         }
     }
 
-    fn cfi(&mut self) -> &CfiIndex {
+    fn cfi(&mut self) -> &mut CfiIndex {
         let Self { cfi, bytes, info, debug, .. } = self;
-        cfi.get_or_insert_with(|| CfiIndex::new(bytes, info, debug.as_ref().map(|d| (&d.bytes[..], &d.info))))
+        cfi.get_or_insert_with(|| {
+            arena::with_arena(ArenaId::Dinfo, || CfiIndex::new(bytes, info, debug.as_ref().map(|d| (&d.bytes, &d.info))))
+        })
     }
 
     /// The CFI rules at `avma`, if any FDE covers it.

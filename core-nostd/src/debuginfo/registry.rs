@@ -1,6 +1,7 @@
 //! The set of code objects mapped in the client, by address range. An object is only recorded on
-//! mapping; its file is read and parsed the first time an address in it is asked about, so start-up
-//! does not pay for objects nobody asks about. Describes code addresses as source frames.
+//! mapping; its file is mapped and parsed the first time an address in it is asked about, so
+//! start-up does not pay for objects nobody asks about. Describes code addresses as source frames.
+//! What is kept lives in the `dinfo` arena; answers are allocated in the caller's.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -12,6 +13,7 @@ use super::debuglink::DEBUG_ROOT;
 use super::demangle::demangle;
 use super::object::DebugObject;
 use super::stacktrace::FrameDesc;
+use crate::arena::{self, ArenaId};
 
 #[derive(Debug)]
 enum Slot {
@@ -47,11 +49,11 @@ impl DebugInfo {
     /// Records an executable mapping of `path` at `[avma, avma+len)` from `file_offset`.
     pub fn notify_map(&mut self, path: &str, avma: u64, len: u64, file_offset: u64) {
         let range = (avma, avma + len, file_offset);
-        match self.objects.iter_mut().find(|m| m.path == path && !m.ranges.is_empty()) {
+        arena::with_arena(ArenaId::Dinfo, || match self.objects.iter_mut().find(|m| m.path == path && !m.ranges.is_empty()) {
             // A second executable segment of an object already known (same bias).
             Some(m) if m.ranges.iter().all(|r| r.0 != avma) && within_reach(&m.ranges, avma) => m.ranges.push(range),
             _ => self.objects.push(Mapped { path: String::from(path), ranges: alloc::vec![range], slot: Slot::NotLoaded }),
-        }
+        })
     }
 
     /// Records an object already in memory (e.g. the tool's own view of a file), at `bias`,
@@ -87,10 +89,12 @@ impl DebugInfo {
         let m = &mut self.objects[i];
         if let Slot::NotLoaded = m.slot {
             let (start, _, off) = m.ranges[0];
-            m.slot = match DebugObject::load(reader, &m.path, &root, |info| info.bias_for_mapping(off, start)) {
-                Some(o) => Slot::Loaded(Box::new(o)),
-                None => Slot::Failed,
-            };
+            m.slot = arena::with_arena(ArenaId::Dinfo, || {
+                match DebugObject::load(reader, &m.path, &root, |info| info.bias_for_mapping(off, start)) {
+                    Some(o) => Slot::Loaded(Box::new(o)),
+                    None => Slot::Failed,
+                }
+            });
         }
         match &mut m.slot {
             Slot::Loaded(o) => Some(o),

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::FileReader;
 use super::cfi::{CfaKind, REG_RBP, REG_RSP, RuleKind, UnwindRegs};
 use super::demangle::demangle;
 use super::object::DebugObject;
@@ -238,6 +239,47 @@ fn libc_with_debian_debug_file() {
     assert!(outer.line > 0);
     // A static function only the debug file's .symtab knows.
     assert!(obj.symbols().lookup_name("_int_malloc").is_some());
+}
+
+#[test]
+fn mapped_file_reads_back_after_discard() {
+    let path = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let Ok(want) = std::fs::read(path) else { return };
+    let mut reader = crate::stacks::SysFileReader;
+    let got = reader.read_file(path).expect("mapped");
+    assert_eq!(&got[..], &want[..]);
+    // Dropping the resident pages loses nothing: they are read from the file again.
+    got.discard(0..got.len());
+    got.discard(5..3 * 4096 + 7);
+    assert_eq!(&got[..], &want[..]);
+}
+
+#[test]
+fn mapped_and_read_objects_describe_alike() {
+    // Through mapped files (whose symbol-table and compressed-section pages are discarded once
+    // copied out) and through plain buffers, libc and its debug file give the same answers.
+    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let mut plain = std_reader;
+    let Some(mut a) = DebugObject::load_standard(&mut plain, libc, |_| Some(0)) else { return };
+    let mut mapped = crate::stacks::SysFileReader;
+    let mut b = DebugObject::load_standard(&mut mapped, libc, |_| Some(0)).expect("mapped libc");
+    assert_eq!(a.debug_file_path(), b.debug_file_path());
+    let malloc = a.symbols().lookup_name("malloc").expect("malloc");
+    assert_eq!(b.symbols().lookup_name("malloc"), Some(malloc));
+    assert_eq!(a.symbols().len(), b.symbols().len());
+    let mut described = 0;
+    for addr in (malloc..malloc + 0x400).step_by(3) {
+        let (fa, fb) = (a.src_frames(addr), b.src_frames(addr));
+        assert_eq!(fa, fb, "{addr:#x}");
+        let file = |o: &DebugObject, f: &[super::dwarf::SrcFrame]| f.iter().map(|f| f.file.and_then(|id| o.source_file(id)).cloned()).collect::<Vec<_>>();
+        assert_eq!(file(&a, &fa), file(&b, &fb));
+        assert_eq!(a.symbolize(addr).map(|(n, o)| (String::from(n), o)), b.symbolize(addr).map(|(n, o)| (String::from(n), o)));
+        assert_eq!(a.cfi_rules_at(addr), b.cfi_rules_at(addr));
+        described += usize::from(!fa.is_empty());
+    }
+    if a.debug_file_path().is_some() {
+        assert!(described > 100, "{described}");
+    }
 }
 
 #[inline(never)]

@@ -862,11 +862,17 @@ impl StrMem {
     /// Records the replaced functions of the object in `bytes` (an ELF file whose `offset` is
     /// mapped at `addr`): of the C library, or of a statically linked executable.
     pub fn scan_object(&mut self, path: &str, bytes: &[u8], addr: u64, offset: u64) {
-        let (Some(info), Ok(elf)) = (ElfInfo::parse(bytes), Elf::parse(bytes)) else { return };
+        let Some(info) = ElfInfo::parse(bytes) else { return };
         let is_libc = info.soname.as_deref().is_some_and(|s| s.starts_with("libc.so"));
-        let is_static_exe = info.soname.is_none() && elf.interpreter.is_none();
         let is_ldso = info.soname.as_deref().is_some_and(|s| s.starts_with("ld-linux"));
-        if !(is_libc || is_static_exe || is_ldso) || self.base == 0 {
+        // Any other shared library is of no interest: skip parsing (and allocating for) its
+        // symbol tables.
+        if (info.soname.is_some() && !(is_libc || is_ldso)) || self.base == 0 {
+            return;
+        }
+        let Ok(elf) = Elf::parse(bytes) else { return };
+        let is_static_exe = info.soname.is_none() && elf.interpreter.is_none();
+        if !(is_libc || is_static_exe || is_ldso) {
             return;
         }
         let Some(bias) = info.bias_for_mapping(offset, addr) else { return };

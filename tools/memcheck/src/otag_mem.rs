@@ -275,8 +275,8 @@ mod tests {
         let mut m = OriginMem::new();
         let t = m.tables();
         let a = 0x1_2345_6788u64;
-        // SAFETY (test): walking the tables as generated code does.
-        let page = |m: &OriginMem| unsafe {
+        // SAFETY (test): walking the tables as generated code does; `m` keeps them alive.
+        let page = |_m: &OriginMem| unsafe {
             let l2 = *((t.l1 + ((a >> 32) & 0xffff) * 8) as *const u64);
             *((l2 + ((a >> 16) & 0xffff) * 8) as *const u64)
         };

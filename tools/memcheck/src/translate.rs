@@ -105,10 +105,11 @@ struct Mce<'a> {
     /// Shadow of each original temp.
     shadow: Vec<Option<Atom>>,
     pc: u64,
-    /// Temps known to be the stack pointer plus a constant: (temp, constant, `sp_version`).
-    sp_temps: Vec<(Temp, i64, u32)>,
-    /// Counts the stack pointer's writes so far (a relation holds only until the next one).
-    sp_version: u32,
+    /// Per original temp: known to be `root + constant`, where `root` is a temp that held the
+    /// stack pointer at some point of the block.
+    sp_temps: Vec<Option<(Temp, i64)>>,
+    /// The stack pointer now, as `root + constant`, if known.
+    sp_cur: Option<(Temp, i64)>,
     /// Origin tracking, if on.
     o: Option<crate::origins::Origins<'a>>,
     /// Stack-pointer values a red-zone hint follows (see [`hinted_sps`]).
@@ -503,34 +504,45 @@ impl Mce<'_> {
         dst.map(Atom::Tmp)
     }
 
-    /// Remember temps that are the stack pointer plus a constant (see `sp_change`).
+    /// Remember temps that are a stack-pointer value plus a constant (see `sp_change`). The
+    /// optimiser that ran before folds `push; push` into constants off one `Get`, so relations
+    /// are kept to a root value, not just to the current stack pointer.
     fn track_sp(&mut self, dst: Temp, e: &Expr) {
+        let of = |m: &Self, x: Temp| m.sp_temps.get(x.0 as usize).copied().flatten();
         let rel = match *e {
-            Expr::Get { off, ty: Ty::I64 } if off == self.cfg.sp_offset => Some(0),
+            Expr::Get { off, ty: Ty::I64 } if off == self.cfg.sp_offset => {
+                Some(*self.sp_cur.get_or_insert((dst, 0)))
+            }
+            Expr::Atom(Atom::Tmp(x)) => of(self, x),
             Expr::Binop { op: Binop::Add(Ty::I64), a: Atom::Tmp(x), b: Atom::Const(Const::I64(c)) } => {
-                self.sp_rel(x).map(|d| d.wrapping_add(c as i64))
+                of(self, x).map(|(r, d)| (r, d.wrapping_add(c as i64)))
             }
             Expr::Binop { op: Binop::Sub(Ty::I64), a: Atom::Tmp(x), b: Atom::Const(Const::I64(c)) } => {
-                self.sp_rel(x).map(|d| d.wrapping_sub(c as i64))
+                of(self, x).map(|(r, d)| (r, d.wrapping_sub(c as i64)))
             }
             _ => None,
         };
-        if let Some(d) = rel {
-            self.sp_temps.push((dst, d, self.sp_version));
+        if let (Some(rel), Some(slot)) = (rel, self.sp_temps.get_mut(dst.0 as usize)) {
+            *slot = Some(rel);
         }
     }
 
-    /// The stack pointer was set to `new`: older relations no longer hold; `new` is it now.
+    /// The stack pointer was set to `new`.
     fn sp_moved(&mut self, new: Atom) {
-        self.sp_version += 1;
-        if let Atom::Tmp(t) = new {
-            self.sp_temps.push((t, 0, self.sp_version));
-        }
+        self.sp_cur = match new {
+            Atom::Tmp(t) => match self.sp_temps.get_mut(t.0 as usize) {
+                Some(slot) => Some(*slot.get_or_insert((t, 0))),
+                None => None,
+            },
+            Atom::Const(_) => None,
+        };
     }
 
     /// `t` as (current stack pointer + constant), if known.
     fn sp_rel(&self, t: Temp) -> Option<i64> {
-        self.sp_temps.iter().rev().find(|e| e.0 == t && e.2 == self.sp_version).map(|e| e.1)
+        let (r, d) = self.sp_temps.get(t.0 as usize).copied().flatten()?;
+        let (rc, dc) = self.sp_cur?;
+        (r == rc).then(|| d.wrapping_sub(dc))
     }
 
     /// The stack pointer moves from `old` to `new`: the space below it (past the red zone)
@@ -895,7 +907,7 @@ pub fn instrument(sb: Superblock, cfg: &Config, h: &Helpers) -> Superblock {
     out.jump = sb.jump;
     let n = sb.temps.len();
     let o = cfg.origins.as_ref().map(|oh| crate::origins::Origins::new(oh, cfg.state_size, n));
-    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: Vec::new(), sp_version: 0, o, hinted: hinted_sps(&sb, cfg.sp_offset), hint_dead: 0 };
+    let mut m = Mce { cfg, h, out, shadow: vec![None; n], pc: 0, sp_temps: vec![None; n], sp_cur: None, o, hinted: hinted_sps(&sb, cfg.sp_offset), hint_dead: 0 };
     for s in sb.stmts {
         m.stmt(s);
     }
@@ -942,14 +954,35 @@ mod tests {
         }
     }
 
-    /// The helper calls (address, arguments) of the instruction at 0x1000 as the core
-    /// translates it: lifted, optimised, instrumented.
-    fn helper_calls(code: &'static [u8]) -> Vec<(usize, Vec<Atom>)> {
-        let sb = Amd64::lift(&Code(code), 0x1000, LiftLimits { max_insns: 1, chase_jumps: false });
+    /// The first `n` instructions at 0x1000 as the core translates them: lifted, optimised,
+    /// instrumented.
+    fn translate(code: &'static [u8], n: usize) -> Superblock {
+        let sb = Amd64::lift(&Code(code), 0x1000, LiftLimits { max_insns: n, chase_jumps: false });
         let opt = OptConfig { pc_offset: Amd64::PC_OFFSET, sp_offset: Amd64::SP_OFFSET, fp_offset: Amd64::FP_OFFSET, state_size: Amd64::STATE_SIZE };
         let sb = optimise(sb, &opt);
         let cfg = Config { state_size: Amd64::STATE_SIZE, sp_offset: Amd64::SP_OFFSET, fp_offset: Amd64::FP_OFFSET, expensive_cmp: false, undef_errors: true, origins: None };
-        let out = instrument(sb, &cfg, &helpers());
+        instrument(sb, &cfg, &helpers())
+    }
+
+    #[test]
+    fn pushes_and_pops_move_the_stack_inline() {
+        // push rbx; push rbp; pop rbp; pop rbx: the optimiser folds the moves into constants
+        // off one stack-pointer value; each still gets the inline marking (its helper call is
+        // only the guarded fallback).
+        let out = translate(&[0x53, 0x55, 0x5d, 0x5b], 4);
+        let moves: Vec<bool> = (out.stmts.iter())
+            .filter_map(|s| match s {
+                Stmt::Dirty(d) if d.callee.addr == SP_CHANGE => Some(d.guard.is_some()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moves, [true; 4], "{out}");
+    }
+
+    /// The helper calls (address, arguments) of the instruction at 0x1000 as the core
+    /// translates it.
+    fn helper_calls(code: &'static [u8]) -> Vec<(usize, Vec<Atom>)> {
+        let out = translate(code, 1);
         out.stmts
             .iter()
             .filter_map(|s| match s {

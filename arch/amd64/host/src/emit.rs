@@ -391,6 +391,17 @@ impl<'a> Emitter<'a> {
         self.assisted(EVCHECK_CODE);
     }
 
+    /// Zero-extend a helper argument in `r` from its IR width to 64 bits.
+    fn extend_arg(&mut self, r: u8, ext: ArgExt) {
+        match ext {
+            ArgExt::None => {}
+            ArgExt::Zx1 => dynasm!(self.ops ; .arch x64 ; and Rd(r), 1),
+            ArgExt::Zx8 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
+            ArgExt::Zx16 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
+            ArgExt::Zx32 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
+        }
+    }
+
     /// The out-of-line part of a guarded call: save the caller-saved registers that matter,
     /// pass the arguments (from the saved copies where they were in those registers), call,
     /// put the result where `dst` lives (into its saved copy if need be), restore, go back.
@@ -428,13 +439,7 @@ impl<'a> Emitter<'a> {
                 Src::I(i) => self.mov_imm(r, *i as i64 as u64),
                 Src::M(_) => unreachable!("memory call argument"),
             }
-            match ext {
-                ArgExt::None => {}
-                ArgExt::Zx1 => dynasm!(self.ops ; .arch x64 ; and Rd(r), 1),
-                ArgExt::Zx8 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
-                ArgExt::Zx16 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
-                ArgExt::Zx32 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
-            }
+            self.extend_arg(r, *ext);
         }
         dynasm!(self.ops ; .arch x64 ; mov rax, QWORD c.addr as i64 ; call rax);
         if let Some(d) = c.dst {
@@ -635,13 +640,7 @@ impl<'a> Emitter<'a> {
                         Src::I(i) => self.mov_imm(r, *i as i64 as u64),
                         Src::M(_) => unreachable!("memory call argument"),
                     }
-                    match ext {
-                        ArgExt::None => {}
-                        ArgExt::Zx1 => dynasm!(self.ops ; .arch x64 ; and Rd(r), 1),
-                        ArgExt::Zx8 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rb(r)),
-                        ArgExt::Zx16 => dynasm!(self.ops ; .arch x64 ; movzx Rd(r), Rw(r)),
-                        ArgExt::Zx32 => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(r)),
-                    }
+                    self.extend_arg(r, *ext);
                 }
                 dynasm!(self.ops ; .arch x64 ; mov rax, QWORD *addr as i64 ; call rax);
                 if let Some(l) = skip {

@@ -60,7 +60,7 @@ fn misaligned(sb: &mut Superblock, addr: Atom, n: u64) -> Atom {
     sb.binop(Binop::And(Ty::I64), addr, Atom::u64(HIGH_BITS | (n - 1)))
 }
 
-/// For accesses under 4 bytes: the bit position (I8) of `addr`'s two bits in its shadow byte.
+/// The bit position (I8) of `addr`'s two bits in its shadow byte.
 fn sub_shift(sb: &mut Superblock, addr: Atom) -> Atom {
     let a3 = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(3));
     let sh = sb.binop(Binop::Shl(Ty::I64), a3, Atom::u8(1));
@@ -90,30 +90,22 @@ const fn mask(n: u64) -> u64 {
     if n >= 32 { u64::MAX } else { (1u64 << (2 * n)) - 1 }
 }
 
-/// A load of `n` (1..=16) bytes at `addr` whose bytes are all defined: emits the check and
-/// returns the I1 "take the helper" (false: the V bits are all zero). Any alignment is fine as
-/// long as the bytes lie in one aligned 32-byte window, whose shadow is one aligned 64-bit word
-/// (unaligned word loads are common: byte-order conversions, string and copy loops).
+/// A load of `n` (1..=16) bytes at `addr`, any alignment, whose bytes are all defined: emits
+/// the check and returns the I1 "take the helper" (false: the V bits are all zero). The shadow
+/// of the access is one unaligned 64-bit read from the shadow byte of `addr` (32 guest bytes
+/// from `addr & !3`); one that runs past its secondary reads the no-access padding and takes
+/// the helper.
 pub fn load(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64) -> Atom {
-    let l = lookup(sb, t, addr, WINDOW);
+    let l = lookup(sb, t, addr, 4);
     let w = sb.load(Ty::I64, l.p);
-    let x = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(WINDOW - 1));
-    let sh = sb.binop(Binop::Shl(Ty::I64), x, Atom::u8(1));
-    let sh = sb.unop(Unop::Trunc(Ty::I64, Ty::I8), sh);
+    let sh = sub_shift(sb, addr);
     let bits = sb.binop(Binop::Shr(Ty::I64), w, sh);
     let bits = sb.binop(Binop::And(Ty::I64), bits, Atom::u64(mask(n)));
     let diff = sb.binop(Binop::Xor(Ty::I64), bits, Atom::u64(FILL_DEFINED & mask(n)));
-    // Non-zero when the access runs past the window.
-    let last = sb.binop(Binop::Add(Ty::I64), x, Atom::u64(n - 1));
-    let over = sb.binop(Binop::Shr(Ty::I64), last, Atom::u8(WINDOW.trailing_zeros() as u8));
     let high = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(HIGH_BITS));
-    let any = sb.binop(Binop::Or(Ty::I64), diff, over);
-    let any = sb.binop(Binop::Or(Ty::I64), any, high);
+    let any = sb.binop(Binop::Or(Ty::I64), diff, high);
     sb.binop(Binop::CmpNE(Ty::I64), any, Atom::u64(0))
 }
-
-/// Guest bytes whose shadow is one 64-bit word.
-const WINDOW: u64 = 32;
 
 /// Give the `n` bytes at `addr` the shadow `fill` (one of the `FILL_*` patterns) inline when
 /// possible: `addr` aligned, the secondary private (or already holding exactly that), and —
@@ -236,6 +228,37 @@ mod tests {
 
     fn states(m: &ShadowMem, from: u64, len: u64) -> Vec<u8> {
         (from..from + len).map(|a| m.state(a)).collect()
+    }
+
+    /// Run the inline load check for `n` bytes at `addr` against `m`; returns "take the helper".
+    fn load_slow(m: &ShadowMem, addr: u64, n: u64) -> bool {
+        let mut sb = Superblock::new(8);
+        let slow = load(&mut sb, &m.fast_tables(), Atom::u64(addr), n);
+        let slow = sb.zext(slow, Ty::I64);
+        sb.put(0, slow);
+        let mut state = [0u8; 16];
+        run(&sb, &mut state, &mut HostMemory);
+        state[0] != 0
+    }
+
+    #[test]
+    fn loads_of_defined_bytes_stay_inline_at_any_alignment() {
+        let mut m = ShadowMem::new();
+        m.make_defined(0x10_0000, 0x1_0000);
+        m.make_undefined(0x10_8000, 1);
+        for n in [1, 2, 4, 8, 16] {
+            for off in 0..8 {
+                assert!(!load_slow(&m, 0x10_4000 + off, n), "{n} bytes at +{off}");
+            }
+            // An undefined byte anywhere in the access, the end of a chunk (the next one is
+            // no-access, read from the secondary's padding), no shadow at all: the helper.
+            assert!(load_slow(&m, 0x10_8000 + 1 - n, n), "{n} bytes ending at the undefined byte");
+            if n > 1 {
+                assert!(load_slow(&m, 0x11_0000 - n + 1, n), "{n} bytes across the chunk's end");
+            }
+            assert!(!load_slow(&m, 0x11_0000 - n, n), "{n} bytes ending at the chunk's end");
+            assert!(load_slow(&m, 1 << 48, n));
+        }
     }
 
     #[test]

@@ -28,11 +28,20 @@ const ADDR_LIMIT: u64 = 1 << 48;
 const L2_ENTRIES: usize = 1 << 16;
 
 #[repr(C, align(64))]
-pub struct Secondary([u8; SM_BYTES]);
+pub struct Secondary([u8; SM_BYTES], [u8; SM_PAD]);
+
+/// Zero (no-access) bytes after each secondary's shadow: generated code reads the shadow of an
+/// access as one unaligned 64-bit word from the access's shadow byte, which may run past the
+/// end; there it finds "no access" and takes the helper.
+const SM_PAD: usize = 8;
 
 /// The distinguished secondaries, indexed by state (no-access, undefined, defined), in one
 /// array so that generated code tells them from private ones by one range check.
-static DSM: [Secondary; 3] = [Secondary([0x00; SM_BYTES]), Secondary([0x55; SM_BYTES]), Secondary([0xAA; SM_BYTES])];
+static DSM: [Secondary; 3] = [
+    Secondary([0x00; SM_BYTES], [0; SM_PAD]),
+    Secondary([0x55; SM_BYTES], [0; SM_PAD]),
+    Secondary([0xAA; SM_BYTES], [0; SM_PAD]),
+];
 
 fn distinguished(state: u8) -> *const Secondary {
     &DSM[(state as usize).min(2)]
@@ -72,8 +81,8 @@ pub struct FastTables {
     pub scratch: u64,
 }
 
-/// Bytes of shadow in one secondary (each covers 64 KiB of guest memory).
-pub const SECONDARY_BYTES: u64 = SM_BYTES as u64;
+/// Bytes one secondary takes in memory, padding included (each covers 64 KiB of guest memory).
+pub const SECONDARY_BYTES: u64 = core::mem::size_of::<Secondary>() as u64;
 
 /// The shadow memory of the whole address space.
 pub struct ShadowMem {

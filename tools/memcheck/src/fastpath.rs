@@ -102,7 +102,8 @@ pub fn load(sb: &mut Superblock, t: &FastTables, addr: Atom, n: u64) -> Atom {
     let bits = sb.binop(Binop::Shr(Ty::I64), w, sh);
     let bits = sb.binop(Binop::And(Ty::I64), bits, Atom::u64(mask(n)));
     let diff = sb.binop(Binop::Xor(Ty::I64), bits, Atom::u64(FILL_DEFINED & mask(n)));
-    let high = sb.binop(Binop::And(Ty::I64), addr, Atom::u64(HIGH_BITS));
+    // Non-zero for an address with no shadow (a shift needs no 64-bit immediate, a mask does).
+    let high = sb.binop(Binop::Shr(Ty::I64), addr, Atom::u8(HIGH_BITS.trailing_zeros() as u8));
     let any = sb.binop(Binop::Or(Ty::I64), diff, high);
     sb.binop(Binop::CmpNE(Ty::I64), any, Atom::u64(0))
 }

@@ -801,13 +801,9 @@ impl Mce<'_> {
             if off >= ss {
                 continue;
             }
-            let mut o = off;
-            while o < off + len {
-                let n = [8u32, 4, 2, 1].into_iter().find(|&n| o + n <= off + len).unwrap_or(1);
-                let t = Ty::int_of_bytes(n);
+            for (o, t) in state_pieces(off, len) {
                 let g = self.emit(Expr::Get { off: o + ss, ty: t });
                 vs.push((g, t));
-                o += n;
             }
         }
         if let Some((addr, len)) = d.reads_mem {
@@ -844,17 +840,13 @@ impl Mce<'_> {
             if off >= ss {
                 continue;
             }
-            let mut o = off;
-            while o < off + len {
-                let n = [8u32, 4, 2, 1].into_iter().find(|&n| o + n <= off + len).unwrap_or(1);
-                let t = Ty::int_of_bytes(n);
+            for (o, t) in state_pieces(off, len) {
                 let mut v = self.widen_or_zero(m, t);
                 if let Some(g) = d.guard {
                     let old = self.emit(Expr::Get { off: o + ss, ty: t });
                     v = self.emit(Expr::Ite { cond: g, t: v, f: old });
                 }
                 self.out.stmts.push(Stmt::Put { off: o + ss, val: v });
-                o += n;
             }
         }
         if let Some((addr, len)) = d.writes_mem {
@@ -897,6 +889,20 @@ fn hinted_sps(sb: &Superblock, sp_offset: u32) -> Vec<Temp> {
         }
     }
     out
+}
+
+/// The guest-state range `[off, off+len)` as aligned-size pieces: (offset, integer type of
+/// 8, 4, 2 or 1 bytes), largest first.
+fn state_pieces(off: u32, len: u32) -> impl Iterator<Item = (u32, Ty)> {
+    let mut o = off;
+    core::iter::from_fn(move || {
+        (o < off + len).then(|| {
+            let n = [8u32, 4, 2, 1].into_iter().find(|&n| o + n <= off + len).unwrap_or(1);
+            let piece = (o, Ty::int_of_bytes(n));
+            o += n;
+            piece
+        })
+    })
 }
 
 /// Instrument `sb` for memcheck.
